@@ -1,0 +1,812 @@
+"""Server configuration, read from a Vault-style HCL (or JSON) file.
+
+A minimal file::
+
+    storage "sqlite" {
+      path = "/var/lib/coffer/coffer.db"
+    }
+
+    listener "tcp" {
+      address     = "127.0.0.1:8200"
+      tls_disable = true
+    }
+
+The older ``backend "..." { }`` keyword is accepted in place of ``storage``.
+Keys that Vault knows but coffer has no use for are accepted quietly; keys
+nobody knows, and Vault features coffer lacks (``seal``, ``ha_storage``),
+produce entries in :attr:`ServerConfig.warnings` instead of errors. Anything
+that would leave the server misconfigured raises :class:`ConfigError`, whose
+message names the file and, when it can be found, the line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import hcl
+from hcl.lexer import Lexer as _HclLexer
+
+from coffer.durations import format_duration, parse_duration
+
+__all__ = [
+    "ConfigError",
+    "DEFAULT_LEASE_TTL",
+    "DEFAULT_LISTEN_ADDRESS",
+    "ListenerConfig",
+    "LOG_LEVELS",
+    "ServerConfig",
+    "StorageConfig",
+    "SUPPORTED_STORAGE_TYPES",
+    "TLS_VERSIONS",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_LEASE_TTL = 768 * 3600  # Vault's 32 days
+DEFAULT_LISTEN_ADDRESS = "127.0.0.1:8200"
+SUPPORTED_STORAGE_TYPES = ("inmem", "sqlite", "postgresql")
+TLS_VERSIONS = ("tls10", "tls11", "tls12", "tls13")
+LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
+
+_LOG_LEVEL_ALIASES = {"warning": "warn", "err": "error"}
+
+_STORAGE_EXAMPLE = 'storage "sqlite" { path = "/var/lib/coffer/coffer.db" }'
+_LISTENER_EXAMPLE = 'listener "tcp" { address = "127.0.0.1:8200" tls_disable = true }'
+
+# Top-level keys coffer reads.
+_TOP_LEVEL_KEYS = frozenset(
+    {
+        "storage",
+        "backend",
+        "listener",
+        "default_lease_ttl",
+        "max_lease_ttl",
+        "api_addr",
+        "cluster_addr",
+        "ui",
+        "log_level",
+        "disable_mlock",
+    }
+)
+# Vault settings that make no difference to coffer: accepted without comment.
+_TOP_LEVEL_IGNORED = frozenset(
+    {
+        "administrative_namespace_path",
+        "allow_audit_log_prefixing",
+        "cache_size",
+        "cluster_cipher_suites",
+        "cluster_name",
+        "default_max_request_duration",
+        "detect_deadlocks",
+        "disable_cache",
+        "disable_clustering",
+        "disable_performance_standby",
+        "disable_printable_check",
+        "disable_sealwrap",
+        "disable_sentinel_trace",
+        "enable_multiseal",
+        "enable_post_unseal_trace",
+        "enable_response_header_hostname",
+        "enable_response_header_raft_node_id",
+        "entropy",
+        "experiments",
+        "imprecise_lease_role_tracking",
+        "introspection_endpoint",
+        "license_path",
+        "log_file",
+        "log_format",
+        "log_requests_level",
+        "log_rotate_bytes",
+        "log_rotate_duration",
+        "log_rotate_max_files",
+        "pid_file",
+        "plugin_directory",
+        "plugin_file_permissions",
+        "plugin_file_uid",
+        "plugin_tmpdir",
+        "post_unseal_trace_directory",
+        "raw_storage_endpoint",
+        "replication",
+        "sentinel",
+        "service_registration",
+        "telemetry",
+        "unsafe_allow_api_audit_creation",
+        "user_lockout",
+    }
+)
+# Vault features coffer does not have: accepted, but the operator is told.
+_TOP_LEVEL_UNSUPPORTED = {
+    "seal": "there is no auto-unseal, so unseal the server with its unseal keys",
+    "ha_storage": "coffer has no high-availability mode",
+    "ha_backend": "coffer has no high-availability mode",
+}
+
+_LISTENER_KEYS = frozenset({"address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_min_version"})
+_LISTENER_IGNORED = frozenset(
+    {
+        "cluster_address",
+        "http_idle_timeout",
+        "http_read_header_timeout",
+        "http_read_timeout",
+        "http_write_timeout",
+        "profiling",
+        "telemetry",
+    }
+)
+_LISTENER_UNSUPPORTED = frozenset(
+    {
+        "chroot_namespace",
+        "custom_response_headers",
+        "disable_replication_status_endpoints",
+        "disable_request_limiter",
+        "max_request_duration",
+        "max_request_size",
+        "proxy_protocol_authorized_addrs",
+        "proxy_protocol_behavior",
+        "redact_addresses",
+        "redact_cluster_name",
+        "redact_version",
+        "tls_cipher_suites",
+        "tls_client_ca_file",
+        "tls_disable_client_certs",
+        "tls_max_version",
+        "tls_prefer_server_cipher_suites",
+        "unauthenticated_metrics_access",
+        "x_forwarded_for_authorized_addrs",
+        "x_forwarded_for_client_cert_header",
+        "x_forwarded_for_client_cert_header_decoders",
+        "x_forwarded_for_hop_skips",
+        "x_forwarded_for_reject_not_authorized",
+        "x_forwarded_for_reject_not_present",
+    }
+)
+
+_TRUE_WORDS = frozenset({"true", "t", "1"})
+_FALSE_WORDS = frozenset({"false", "f", "0"})
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used.
+
+    ``str(err)`` is the whole message, e.g.
+    ``config.hcl: line 3, column 5: unexpected EQUAL; ...``; the parts are
+    also kept as ``source``, ``line``, ``column`` (1-based, or None when
+    unknown) and ``reason``.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.source = source
+        self.line = line
+        self.column = column
+        super().__init__(_where(source, line, column) + reason)
+
+
+def _where(source: str | None, line: int | None = None, column: int | None = None) -> str:
+    parts = []
+    if source:
+        parts.append(source)
+    if line is not None:
+        parts.append(f"line {line}" + (f", column {column}" if column is not None else ""))
+    return "".join(p + ": " for p in parts)
+
+
+@dataclass
+class StorageConfig:
+    """The ``storage "<type>" { ... }`` block: its type and its options as strings."""
+
+    type: str
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ListenerConfig:
+    """The ``listener "tcp" { ... }`` block."""
+
+    address: str = DEFAULT_LISTEN_ADDRESS
+    tls_disable: bool = False
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_min_version: str = "tls12"
+
+
+@dataclass
+class ServerConfig:
+    """A whole configuration file. TTLs are whole seconds."""
+
+    storage: StorageConfig
+    listener: ListenerConfig
+    default_lease_ttl: int = DEFAULT_LEASE_TTL
+    max_lease_ttl: int = DEFAULT_LEASE_TTL
+    api_addr: str | None = None
+    cluster_addr: str | None = None
+    ui: bool = False
+    log_level: str = "info"
+    disable_mlock: bool = True
+    warnings: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------
+# Entry points
+
+
+def load_config(path: str | os.PathLike[str]) -> ServerConfig:
+    """Read and check the configuration file at ``path``."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise ConfigError(f'config file "{name}" does not exist') from None
+    except IsADirectoryError:
+        raise ConfigError(f'config path "{name}" is a directory, not a file') from None
+    except PermissionError:
+        raise ConfigError(f'cannot read config file "{name}": permission denied') from None
+    except OSError as exc:
+        raise ConfigError(f'cannot read config file "{name}": {exc.strerror or exc}') from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError("the file is not valid UTF-8 text", source=name, line=line) from None
+    return parse_config(text, source=name)
+
+
+def parse_config(text: str, source: str = "<config>") -> ServerConfig:
+    """Check configuration ``text`` (HCL, or JSON when it starts with ``{``)."""
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode("utf-8-sig")
+    text = text.removeprefix("\ufeff")
+    layout: _Layout | None = None
+    if not text.strip():
+        data: Any = {}
+    elif text.lstrip().startswith("{"):
+        data = _parse_json(text, source)
+    else:
+        data = _parse_hcl(text, source)
+        layout = _scan_layout(text)
+    if not isinstance(data, dict):
+        raise ConfigError("the configuration must be an object of settings", source=source)
+    return _Builder(text, source, layout).build(data)
+
+
+# --------------------------------------------------------------------------
+# Parsing, with positions for errors
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of character ``offset`` in ``text``."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, column
+
+
+def _parse_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(exc.msg, source=source, line=exc.lineno, column=exc.colno) from None
+    except RecursionError:
+        raise ConfigError("the JSON is nested too deeply", source=source) from None
+
+
+# pyhcl's lexer says "Line L, column C, index I: reason" (C 0-based, I the offset);
+# its parser says "Line L, column X: reason" where X is really the offset too.
+_LEXER_ERROR = re.compile(r"Line (\d+), column (\d+), index (\d+): (.*)", re.DOTALL)
+_PARSER_ERROR = re.compile(r"Line (\d+), column (\d+): (.*)", re.DOTALL)
+_EOF_ERROR = re.compile(r"Unexpected end of file(.*)", re.DOTALL)
+
+
+def _parse_hcl(text: str, source: str) -> Any:
+    try:
+        return hcl.loads(text)
+    except ValueError as exc:
+        raise _hcl_syntax_error(str(exc), text, source) from None
+    except RecursionError:
+        raise ConfigError("the HCL is nested too deeply", source=source) from None
+    except Exception as exc:  # pyhcl trips over some shapes with internal errors
+        raise _hcl_shape_error(exc, text, source) from None
+
+
+def _hcl_syntax_error(message: str, text: str, source: str) -> ConfigError:
+    line: int | None
+    column: int | None
+    if m := _LEXER_ERROR.fullmatch(message):
+        reason = m.group(4)
+        offset = int(m.group(3))
+        if reason.startswith("EOF before closing"):
+            # Point at where the string or heredoc was opened, not at the end.
+            opened = _unclosed_literal_start(text)
+            if opened is not None:
+                offset = opened
+            reason = f"this string is never closed ({reason})"
+        line, column = _position(text, offset)
+    elif m := _PARSER_ERROR.fullmatch(message):
+        reason = m.group(3)
+        line, offset = int(m.group(1)), int(m.group(2))
+        if 0 <= offset <= len(text) and _position(text, offset)[0] == line:
+            line, column = _position(text, offset)
+        else:  # a pyhcl that reports real columns, or something else: trust the line only
+            column = None
+    elif m := _EOF_ERROR.fullmatch(message):
+        opener = _unclosed_opener(text)
+        if opener is not None:
+            reason = f'unexpected end of file: this "{text[opener]}" is never closed'
+            line, column = _position(text, opener)
+        else:
+            reason = "unexpected end of file" + m.group(1)
+            body = text.rstrip()
+            line, column = (_position(text, len(body) - 1)[0] if body else 1), None
+    else:
+        reason, line, column = message, None, None
+    return ConfigError(reason, source=source, line=line, column=column)
+
+
+def _unclosed_literal_start(text: str) -> int | None:
+    """Offset of the opening quote (or ``<<``) the HCL lexer ran off the end of."""
+    lexer = _HclLexer()
+    lexer.input(text)
+    after_last = 0
+    try:
+        while lexer.token() is not None:
+            after_last = lexer.lex.lexpos
+    except ValueError:
+        pass
+    i = after_last
+    while i < len(text):  # skip blanks and comments up to the literal
+        if text[i].isspace():
+            i += 1
+        elif text.startswith("#", i) or text.startswith("//", i):
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = len(text) if end < 0 else end + 2
+        else:
+            return i if text[i] in '"<' else None
+    return None
+
+
+def _unclosed_opener(text: str) -> int | None:
+    """Offset of the innermost ``{`` or ``[`` still open at the end of ``text``."""
+    lexer = _HclLexer()
+    lexer.input(text)
+    stack: list[int] = []
+    try:
+        while (token := lexer.token()) is not None:
+            if token.type in _OPENERS:
+                stack.append(token.lexpos)
+            elif token.type in _CLOSERS and stack:
+                stack.pop()
+    except ValueError:
+        return None
+    return stack[-1] if stack else None
+
+
+def _hcl_shape_error(exc: Exception, text: str, source: str) -> ConfigError:
+    layout = _scan_layout(text)
+    if layout is not None:
+        for key, lines in layout.assignments.items():
+            if key in layout.blocks:
+                block_line = layout.blocks[key][0].line
+                first, second = sorted((lines[0], block_line))
+                return ConfigError(
+                    f'"{key}" is used both as a value and as a block (lines {first} and {second})',
+                    source=source,
+                    line=second,
+                )
+    return ConfigError(f"could not parse the HCL ({type(exc).__name__}: {exc})", source=source)
+
+
+@dataclass
+class _Block:
+    key: str
+    labels: list[str]
+    line: int
+    start: int  # offset range that, parsed alone, gives just this block
+    end: int
+
+
+@dataclass
+class _Layout:
+    """Where each top-level key of an HCL file is; pyhcl's result has no positions."""
+
+    assignments: dict[str, list[int]] = field(default_factory=dict)
+    blocks: dict[str, list[_Block]] = field(default_factory=dict)
+
+    def line_of(self, key: str) -> int | None:
+        lines = [b.line for b in self.blocks.get(key, [])] + self.assignments.get(key, [])
+        return min(lines) if lines else None
+
+
+_OPENERS = ("LEFTBRACE", "LEFTBRACKET")
+_CLOSERS = ("RIGHTBRACE", "RIGHTBRACKET")
+
+
+def _scan_layout(text: str) -> _Layout | None:
+    """Find the top-level ``key = value`` and ``key "label" { }`` statements.
+
+    Used for line numbers in messages and to see repeated blocks, which
+    pyhcl merges into one. Returns None if the text cannot be tokenised.
+    """
+    lexer = _HclLexer()
+    lexer.input(text)
+    tokens = []
+    ends = []
+    try:
+        while (token := lexer.token()) is not None:
+            tokens.append(token)
+            ends.append(lexer.lex.lexpos)
+    except Exception:
+        return None
+
+    layout = _Layout()
+    depth = 0
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        starts_statement = (
+            depth == 0
+            and token.type in ("IDENTIFIER", "STRING")
+            and (i == 0 or tokens[i - 1].type not in ("EQUAL", "COLON"))
+        )
+        if starts_statement:
+            key = str(token.value)
+            line = _position(text, token.lexpos)[0]
+            j = i + 1
+            while j < len(tokens) and tokens[j].type in ("IDENTIFIER", "STRING"):
+                j += 1
+            if j < len(tokens) and tokens[j].type == "LEFTBRACE":
+                close = _matching_close(tokens, j)
+                if close is None:
+                    return None
+                labels = [str(t.value) for t in tokens[i + 1 : j]]
+                start = ends[i - 1] if i else 0
+                layout.blocks.setdefault(key, []).append(_Block(key, labels, line, start, ends[close]))
+                i = close + 1
+                continue
+            if j == i + 1 and j < len(tokens) and tokens[j].type in ("EQUAL", "COLON"):
+                layout.assignments.setdefault(key, []).append(line)
+        if token.type in _OPENERS:
+            depth += 1
+        elif token.type in _CLOSERS:
+            depth -= 1
+        i += 1
+    return layout
+
+
+def _matching_close(tokens: list[Any], open_index: int) -> int | None:
+    depth = 0
+    for k in range(open_index, len(tokens)):
+        if tokens[k].type in _OPENERS:
+            depth += 1
+        elif tokens[k].type in _CLOSERS:
+            depth -= 1
+            if depth == 0:
+                return k
+    return None
+
+
+# --------------------------------------------------------------------------
+# Checking the parsed settings
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a block"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _did_you_mean(key: str, choices: frozenset[str] | set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(choices), n=1, cutoff=0.75)
+    return f'; did you mean "{close[0]}"?' if close else ""
+
+
+class _Builder:
+    def __init__(self, text: str, source: str, layout: _Layout | None) -> None:
+        self.text = text
+        self.source = source
+        self.layout = layout
+        self.warnings: list[str] = []
+
+    # -- reporting
+
+    def line_of(self, key: str) -> int | None:
+        return self.layout.line_of(key) if self.layout else None
+
+    def block_of(self, key: str) -> _Block | None:
+        found = self.layout.blocks.get(key) if self.layout else None
+        return found[0] if found else None
+
+    def line_in(self, block: _Block | None, name: str, fallback: int | None) -> int | None:
+        """Line of ``name = ...`` inside ``block``, else ``fallback``."""
+        if block is None:
+            return fallback
+        pattern = rf'(?m)(?:^|[{{,])[ \t]*"?{re.escape(name)}"?[ \t]*[=:{{"]'
+        found = re.compile(pattern).search(self.text, block.start, block.end)
+        return _position(self.text, found.start())[0] if found else fallback
+
+    def error(self, reason: str, line: int | None = None) -> ConfigError:
+        return ConfigError(reason, source=self.source, line=line)
+
+    def warn(self, message: str, line: int | None = None) -> None:
+        self.warnings.append(_where(self.source, line) + message)
+
+    # -- the whole file
+
+    def build(self, data: dict[str, Any]) -> ServerConfig:
+        for key in data:
+            self.check_top_level_key(str(key))
+        storage = self.storage(data)
+        listener = self.listener(data)
+        default_ttl, max_ttl = self.lease_ttls(data)
+        return ServerConfig(
+            storage=storage,
+            listener=listener,
+            default_lease_ttl=default_ttl,
+            max_lease_ttl=max_ttl,
+            api_addr=self.optional_str(data, "api_addr"),
+            cluster_addr=self.optional_str(data, "cluster_addr"),
+            ui=self.bool_setting(data, "ui", False),
+            log_level=self.log_level(data),
+            disable_mlock=self.bool_setting(data, "disable_mlock", True),
+            warnings=self.warnings,
+        )
+
+    def check_top_level_key(self, key: str) -> None:
+        if key in _TOP_LEVEL_KEYS or key in _TOP_LEVEL_IGNORED:
+            return
+        line = self.line_of(key)
+        if key in _TOP_LEVEL_UNSUPPORTED:
+            self.warn(f'"{key}" is not supported (ignored): {_TOP_LEVEL_UNSUPPORTED[key]}', line)
+            return
+        known = _TOP_LEVEL_KEYS | _TOP_LEVEL_IGNORED | set(_TOP_LEVEL_UNSUPPORTED)
+        self.warn(f'unknown configuration key "{key}" (ignored){_did_you_mean(key, known)}', line)
+
+    # -- blocks
+
+    def blocks(self, key: str, value: Any, example: str) -> list[tuple[str, dict[str, Any]]]:
+        """``key "label" { body }`` in any of the shapes HCL and JSON give it."""
+        line = self.line_of(key)
+        if isinstance(value, list):
+            found = []
+            for item in value:
+                found.extend(self.blocks(key, item, example))
+            return found
+        if not isinstance(value, dict):
+            raise self.error(f'"{key}" must be a block such as {example}, not {_show(value)}', line)
+        found = []
+        for label, body in value.items():
+            bodies = body if isinstance(body, list) else [body]
+            if not bodies or not all(isinstance(b, dict) for b in bodies):
+                raise self.error(f'the "{key}" block needs a type label, as in {example}', line)
+            found.extend((str(label), b) for b in bodies)
+        if not found:
+            raise self.error(f'the "{key}" block needs a type label, as in {example}', line)
+        return found
+
+    def storage(self, data: dict[str, Any]) -> StorageConfig:
+        present = [k for k in ("storage", "backend") if k in data]
+        if not present:
+            raise self.error(f"a storage block is required, for example: {_STORAGE_EXAMPLE}")
+        if len(present) > 1:
+            raise self.error(
+                'both "storage" and "backend" are set; they mean the same thing, so keep only "storage"',
+                self.line_of("backend"),
+            )
+        key = present[0]
+        line = self.line_of(key)
+        repeated = self.layout.blocks.get(key, []) if self.layout else []
+        if len(repeated) > 1:
+            lines = ", ".join(str(b.line) for b in repeated)
+            raise self.error(f'only one "{key}" block is allowed, found {len(repeated)} (lines {lines})', line)
+        found = self.blocks(key, data[key], _STORAGE_EXAMPLE)
+        if len(found) > 1:
+            types = ", ".join(f'"{t}"' for t, _ in found)
+            raise self.error(f'only one "{key}" block is allowed, found {len(found)} ({types})', line)
+        storage_type, body = found[0]
+        block = self.block_of(key)
+        if storage_type not in SUPPORTED_STORAGE_TYPES:
+            supported = ", ".join(f'"{t}"' for t in SUPPORTED_STORAGE_TYPES)
+            raise self.error(f'storage type "{storage_type}" is not supported; use one of {supported}', line)
+        options: dict[str, str] = {}
+        for name, value in body.items():
+            if isinstance(value, bool):
+                options[str(name)] = "true" if value else "false"
+            elif isinstance(value, str | int | float):
+                options[str(name)] = str(value)
+            else:
+                hint = " (is it set more than once?)" if isinstance(value, list) else ""
+                raise self.error(
+                    f'storage "{storage_type}": option "{name}" must be a single value, not {_show(value)}{hint}',
+                    self.line_in(block, str(name), line),
+                )
+        if storage_type == "sqlite" and not options.get("path", "").strip():
+            raise self.error(
+                'storage "sqlite" needs a "path" to the database file, for example: '
+                'storage "sqlite" { path = "/var/lib/coffer/coffer.db" }',
+                line,
+            )
+        return StorageConfig(type=storage_type, options=options)
+
+    def listener(self, data: dict[str, Any]) -> ListenerConfig:
+        if "listener" not in data:
+            raise self.error(f"a listener block is required, for example: {_LISTENER_EXAMPLE}")
+        line = self.line_of("listener")
+        block = self.block_of("listener")
+        repeated = self.layout.blocks.get("listener", []) if self.layout else []
+        if len(repeated) > 1:
+            # pyhcl merges same-type blocks into one, so read the first on its own.
+            alone = _parse_hcl(self.text[block.start : block.end], self.source)
+            found = self.blocks("listener", alone.get("listener"), _LISTENER_EXAMPLE)[:1]
+            count = len(repeated)
+            lines = " (lines " + ", ".join(str(b.line) for b in repeated) + ")"
+            ignored_line = repeated[1].line
+        else:
+            found = self.blocks("listener", data["listener"], _LISTENER_EXAMPLE)
+            count, lines, ignored_line = len(found), "", None
+        if count > 1:
+            self.warn(
+                f"found {count} listener blocks{lines}; coffer serves a single listener, "
+                "so only the first is used and the others are ignored",
+                ignored_line,
+            )
+        listener_type, body = found[0]
+        if listener_type != "tcp":
+            raise self.error(f'listener type "{listener_type}" is not supported; only "tcp" listeners are', line)
+        return self.tcp_listener(body, block, line)
+
+    def tcp_listener(self, body: dict[str, Any], block: _Block | None, line: int | None) -> ListenerConfig:
+        what = 'listener "tcp"'
+        for raw_key in body:
+            key = str(raw_key)
+            key_line = self.line_in(block, key, line)
+            if key in _LISTENER_KEYS or key in _LISTENER_IGNORED:
+                continue
+            if key in _LISTENER_UNSUPPORTED:
+                self.warn(f'{what}: "{key}" is not supported (ignored)', key_line)
+            elif key == "tls_require_and_verify_client_cert":
+                if self.as_bool(f"{what}: {key}", body[key], key_line):
+                    raise self.error(
+                        f"{what}: {key} is not supported; coffer cannot require client certificates", key_line
+                    )
+            else:
+                known = _LISTENER_KEYS | _LISTENER_IGNORED | _LISTENER_UNSUPPORTED
+                self.warn(f'{what}: unknown key "{key}" (ignored){_did_you_mean(key, known)}', key_line)
+
+        def at(name: str) -> int | None:
+            return self.line_in(block, name, line)
+
+        address = self.as_str(f"{what}: address", body.get("address", DEFAULT_LISTEN_ADDRESS), at("address"))
+        if not _valid_address(address):
+            raise self.error(
+                f'{what}: address {_show(address)} must be host:port, such as "127.0.0.1:8200" or "[::1]:8200"',
+                at("address"),
+            )
+        tls_disable = self.as_bool(f"{what}: tls_disable", body.get("tls_disable", False), at("tls_disable"))
+        cert = body.get("tls_cert_file")
+        key_file = body.get("tls_key_file")
+        if cert is not None:
+            cert = self.as_str(f"{what}: tls_cert_file", cert, at("tls_cert_file")) or None
+        if key_file is not None:
+            key_file = self.as_str(f"{what}: tls_key_file", key_file, at("tls_key_file")) or None
+        min_version = self.as_str(
+            f"{what}: tls_min_version", body.get("tls_min_version", "tls12"), at("tls_min_version")
+        )
+        if min_version not in TLS_VERSIONS:
+            choices = ", ".join(TLS_VERSIONS)
+            raise self.error(
+                f"{what}: tls_min_version {_show(min_version)} is not one of {choices}", at("tls_min_version")
+            )
+
+        if not tls_disable:
+            missing = [name for name, v in (("tls_cert_file", cert), ("tls_key_file", key_file)) if not v]
+            if missing:
+                raise self.error(
+                    f"{what}: TLS is on, so tls_cert_file and tls_key_file are both required "
+                    f"(missing {' and '.join(missing)}); set them, or set tls_disable = true to serve plain HTTP",
+                    line,
+                )
+        elif cert or key_file:
+            self.warn(f"{what}: tls_cert_file and tls_key_file are not used because tls_disable is set", line)
+        return ListenerConfig(
+            address=address,
+            tls_disable=tls_disable,
+            tls_cert_file=cert,
+            tls_key_file=key_file,
+            tls_min_version=min_version,
+        )
+
+    # -- single settings
+
+    def lease_ttls(self, data: dict[str, Any]) -> tuple[int, int]:
+        # As in Vault, an unset or zero TTL means "the system default".
+        default_ttl = self.duration(data, "default_lease_ttl")
+        max_ttl = self.duration(data, "max_lease_ttl") or DEFAULT_LEASE_TTL
+        if not default_ttl:
+            return min(DEFAULT_LEASE_TTL, max_ttl), max_ttl
+        if default_ttl > max_ttl:
+            raise self.error(
+                f"default_lease_ttl ({format_duration(default_ttl)}) is longer than "
+                f"max_lease_ttl ({format_duration(max_ttl)})",
+                self.line_of("default_lease_ttl"),
+            )
+        return default_ttl, max_ttl
+
+    def duration(self, data: dict[str, Any], key: str) -> int | None:
+        if key not in data:
+            return None
+        value = data[key]
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            hint = " (is it set more than once?)" if isinstance(value, list) else ""
+            raise self.error(f"{key}: {exc}{hint}", self.line_of(key)) from None
+
+    def log_level(self, data: dict[str, Any]) -> str:
+        if "log_level" not in data:
+            return "info"
+        level = self.as_str("log_level", data["log_level"], self.line_of("log_level")).strip().lower()
+        level = _LOG_LEVEL_ALIASES.get(level, level)
+        if level not in LOG_LEVELS:
+            choices = ", ".join(LOG_LEVELS)
+            raise self.error(f"log_level {_show(data['log_level'])} is not one of {choices}", self.line_of("log_level"))
+        return level
+
+    def optional_str(self, data: dict[str, Any], key: str) -> str | None:
+        if key not in data:
+            return None
+        return self.as_str(key, data[key], self.line_of(key)) or None
+
+    def bool_setting(self, data: dict[str, Any], key: str, default: bool) -> bool:
+        if key not in data:
+            return default
+        return self.as_bool(key, data[key], self.line_of(key))
+
+    def as_str(self, what: str, value: Any, line: int | None) -> str:
+        if isinstance(value, str):
+            return value
+        hint = " (is it set more than once?)" if isinstance(value, list) else ""
+        raise self.error(f"{what} must be a string, not {_show(value)}{hint}", line)
+
+    def as_bool(self, what: str, value: Any, line: int | None) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word in _TRUE_WORDS:
+                return True
+            if word in _FALSE_WORDS:
+                return False
+        hint = " (is it set more than once?)" if isinstance(value, list) else ""
+        raise self.error(f"{what} must be true or false, not {_show(value)}{hint}", line)
+
+
+def _valid_address(address: str) -> bool:
+    host, sep, port = address.rpartition(":")
+    if not sep or not re.fullmatch(r"[0-9]{1,5}", port) or int(port) > 65535:
+        return False
+    if host.startswith("[") or host.endswith("]"):
+        return host.startswith("[") and host.endswith("]") and len(host) > 2
+    return ":" not in host  # IPv6 hosts need brackets

@@ -1,0 +1,146 @@
+"""The encryption barrier: every value above it is AES-256-GCM encrypted.
+
+The keyring (one 256-bit key per *term*) is itself encrypted with the root
+key that the unseal key shares reconstruct, and stored at ``core/keyring``.
+Each stored value is ``version(1) | term(4) | nonce(12) | ciphertext+tag``
+with the storage path as associated data, so a value copied to another path
+does not decrypt. Rotation adds a term; old terms stay readable.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from dataclasses import dataclass
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from coffer.errors import InvalidRequest, Sealed
+from coffer.storage.base import Delete, Op, Put, Storage
+
+KEYRING_PATH = "core/keyring"
+_VERSION = 1
+_HEADER = struct.Struct(">BI")
+_NONCE = 12
+
+
+@dataclass(slots=True)
+class Term:
+    number: int
+    key: bytes
+    install_time: float
+
+
+def _seal_blob(aead: AESGCM, term: int, path: str, plaintext: bytes) -> bytes:
+    nonce = os.urandom(_NONCE)
+    return _HEADER.pack(_VERSION, term) + nonce + aead.encrypt(nonce, plaintext, path.encode())
+
+
+class Barrier(Storage):
+    """Storage that encrypts on the way down and decrypts on the way up."""
+
+    def __init__(self, physical: Storage) -> None:
+        self.physical = physical
+        self._terms: dict[int, AESGCM] = {}
+        self._keyring: list[Term] = []
+        self._active = 0
+
+    @property
+    def sealed(self) -> bool:
+        return not self._terms
+
+    async def initialized(self) -> bool:
+        return await self.physical.get(KEYRING_PATH) is not None
+
+    async def initialize(self, root_key: bytes) -> None:
+        """Create the first keyring and store it under ``root_key``."""
+        self._load([Term(1, AESGCM.generate_key(256), time.time())])
+        await self._persist(root_key)
+
+    async def unseal(self, root_key: bytes) -> None:
+        blob = await self.physical.get(KEYRING_PATH)
+        if blob is None:
+            raise InvalidRequest("Vault is not initialized")
+        try:
+            plain = AESGCM(root_key).decrypt(blob[_HEADER.size : _HEADER.size + _NONCE],
+                                             blob[_HEADER.size + _NONCE :], KEYRING_PATH.encode())
+        except (InvalidTag, ValueError):
+            raise InvalidRequest("Error unsealing: the unseal key is wrong (the keyring did not decrypt)") from None
+        doc = orjson.loads(plain)
+        self._root_key = root_key
+        self._load([Term(t["term"], bytes.fromhex(t["key"]), t["install_time"]) for t in doc["terms"]])
+
+    def seal(self) -> None:
+        self._terms = {}
+        self._keyring = []
+        self._active = 0
+        self._root_key = b""
+
+    async def rotate(self) -> Term:
+        """Add a new term and make it the one new writes use."""
+        self._check()
+        term = Term(self._active + 1, AESGCM.generate_key(256), time.time())
+        self._load([*self._keyring, term])
+        await self._persist(self._root_key)
+        return term
+
+    def key_status(self) -> Term:
+        self._check()
+        return next(t for t in self._keyring if t.number == self._active)
+
+    def _load(self, terms: list[Term]) -> None:
+        self._keyring = terms
+        self._terms = {t.number: AESGCM(t.key) for t in terms}
+        self._active = max(t.number for t in terms)
+
+    async def _persist(self, root_key: bytes) -> None:
+        self._root_key = root_key
+        doc = {"terms": [{"term": t.number, "key": t.key.hex(), "install_time": t.install_time}
+                         for t in self._keyring]}
+        await self.physical.put(KEYRING_PATH, _seal_blob(AESGCM(root_key), 0, KEYRING_PATH, orjson.dumps(doc)))
+
+    def _check(self) -> None:
+        if not self._terms:
+            raise Sealed()
+
+    def encrypt(self, path: str, plaintext: bytes) -> bytes:
+        self._check()
+        return _seal_blob(self._terms[self._active], self._active, path, plaintext)
+
+    def decrypt(self, path: str, blob: bytes) -> bytes:
+        self._check()
+        version, term = _HEADER.unpack_from(blob)
+        aead = self._terms.get(term)
+        if version != _VERSION or aead is None:
+            raise ValueError(f"value at {path!r} uses an unknown barrier version or key term {term}")
+        return aead.decrypt(blob[_HEADER.size : _HEADER.size + _NONCE], blob[_HEADER.size + _NONCE :], path.encode())
+
+    # -- the Storage interface, encrypted ---------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        self._check()
+        blob = await self.physical.get(key)
+        return None if blob is None else self.decrypt(key, blob)
+
+    async def put(self, key: str, value: bytes) -> None:
+        await self.physical.put(key, self.encrypt(key, value))
+
+    async def delete(self, key: str) -> None:
+        self._check()
+        await self.physical.delete(key)
+
+    async def list(self, prefix: str) -> list[str]:
+        self._check()
+        return await self.physical.list(prefix)
+
+    async def scan(self, start: str, end: str, limit: int | None = None) -> list[tuple[str, bytes]]:
+        self._check()
+        return [(k, self.decrypt(k, v)) for k, v in await self.physical.scan(start, end, limit)]
+
+    async def batch(self, ops: list[Op]) -> None:
+        self._check()
+        await self.physical.batch([Put(o.key, self.encrypt(o.key, o.value)) if isinstance(o, Put) else Delete(o.key)
+                                   for o in ops])

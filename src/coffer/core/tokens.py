@@ -1,0 +1,328 @@
+"""Tokens: creation, lookup, renewal and the parent/child revocation tree.
+
+A token is ``hvs.`` + 24 base62 characters. coffer never stores it: entries
+live under the HMAC-SHA256 of the token with a per-server salt, and every
+index (accessor, parent, expiry) refers to that hash.
+
+Storage layout (inside the barrier):
+  sys/token/salt                       the HMAC key
+  sys/token/id/<hash>                  the entry (JSON)
+  sys/token/accessor/<accessor>        -> hash
+  sys/token/parent/<parent hash>/<hash>
+  sys/token/expiry/<ms, 15 digits>/<hash>   time-ordered, for the sweeper
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from coffer.errors import InvalidRequest, PermissionDenied
+from coffer.storage.base import Delete, Put, Storage
+
+_ALPHABET = string.ascii_letters + string.digits
+SALT = "sys/token/salt"
+ID = "sys/token/id/"
+ACCESSOR = "sys/token/accessor/"
+PARENT = "sys/token/parent/"
+EXPIRY = "sys/token/expiry/"
+
+
+def new_token() -> str:
+    return "hvs." + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+def new_accessor() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+def expiry_key(expire_time: float, token_hash: str) -> str:
+    return f"{EXPIRY}{int(expire_time * 1000):015d}/{token_hash}"
+
+
+def rfc3339(ts: float | None) -> str | None:
+    if not ts:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class TokenEntry:
+    hash: str
+    accessor: str
+    policies: list[str]
+    parent: str = ""
+    meta: dict[str, str] = field(default_factory=dict)
+    display_name: str = "token"
+    num_uses: int = 0
+    creation_time: float = 0.0
+    ttl: int = 0  # the TTL it was created (or last renewed) with
+    explicit_max_ttl: int = 0
+    period: int = 0
+    renewable: bool = True
+    expire_time: float = 0.0  # 0: never
+    path: str = "auth/token/create"
+    orphan: bool = False
+
+    @property
+    def is_root(self) -> bool:
+        return "root" in self.policies
+
+    def remaining(self, now: float | None = None) -> int:
+        if not self.expire_time:
+            return 0
+        return max(0, int(self.expire_time - (now or time.time())))
+
+    def describe(self, token_id: str = "") -> dict[str, Any]:
+        """The data block of a lookup, as Vault shapes it."""
+        return {
+            "accessor": self.accessor,
+            "creation_time": int(self.creation_time),
+            "creation_ttl": self.ttl,
+            "display_name": self.display_name,
+            "entity_id": "",
+            "expire_time": rfc3339(self.expire_time),
+            "explicit_max_ttl": self.explicit_max_ttl,
+            "id": token_id,
+            "issue_time": rfc3339(self.creation_time),
+            "meta": self.meta or None,
+            "num_uses": self.num_uses,
+            "orphan": self.orphan,
+            "path": self.path,
+            "period": self.period or None,
+            "policies": self.policies,
+            "renewable": self.renewable,
+            "ttl": self.remaining(),
+            "type": "service",
+        }
+
+    def auth_block(self, token_id: str) -> dict[str, Any]:
+        return {
+            "client_token": token_id,
+            "accessor": self.accessor,
+            "policies": self.policies,
+            "token_policies": self.policies,
+            "identity_policies": None,
+            "metadata": self.meta or None,
+            "lease_duration": self.remaining(),
+            "renewable": self.renewable,
+            "entity_id": "",
+            "token_type": "service",
+            "orphan": self.orphan,
+            "mfa_requirement": None,
+            "num_uses": self.num_uses,
+        }
+
+
+RevokeHook = Callable[[TokenEntry], Awaitable[None]]
+
+
+class TokenStore:
+    def __init__(self, storage: Storage, default_ttl: int, max_ttl: int) -> None:
+        self.storage = storage
+        self.default_ttl = default_ttl
+        self.max_ttl = max_ttl
+        self._salt = b""
+        #: Called for each token as it is revoked (leases hook in here).
+        self.revoke_hooks: list[RevokeHook] = []
+
+    async def setup(self) -> None:
+        salt = await self.storage.get(SALT)
+        if salt is None:
+            salt = secrets.token_bytes(32)
+            await self.storage.put(SALT, salt)
+        self._salt = salt
+
+    def hash(self, token_id: str) -> str:
+        return hmac.new(self._salt, token_id.encode(), hashlib.sha256).hexdigest()
+
+    async def _load(self, token_hash: str) -> TokenEntry | None:
+        raw = await self.storage.get(ID + token_hash)
+        if raw is None:
+            return None
+        doc = orjson.loads(raw)
+        if not hmac.compare_digest(doc["hash"], token_hash):
+            return None
+        return TokenEntry(**doc)
+
+    async def lookup(self, token_id: str | None) -> TokenEntry | None:
+        """The live entry for ``token_id``, or None (unknown or expired)."""
+        if not token_id or len(token_id) > 256:
+            return None
+        entry = await self._load(self.hash(token_id))
+        if entry is None or (entry.expire_time and entry.expire_time <= time.time()):
+            return None
+        return entry
+
+    async def lookup_accessor(self, accessor: str) -> TokenEntry | None:
+        raw = await self.storage.get(ACCESSOR + accessor) if accessor and "/" not in accessor else None
+        if raw is None:
+            return None
+        entry = await self._load(raw.decode())
+        if entry is None or (entry.expire_time and entry.expire_time <= time.time()):
+            return None
+        return entry
+
+    async def _write(self, entry: TokenEntry, *, old_expire: float = 0.0, new: bool = False) -> None:
+        ops: list[Put | Delete] = [Put(ID + entry.hash, orjson.dumps(asdict(entry)))]
+        if new:
+            ops.append(Put(ACCESSOR + entry.accessor, entry.hash.encode()))
+            if entry.parent:
+                ops.append(Put(f"{PARENT}{entry.parent}/{entry.hash}", b""))
+        if old_expire and old_expire != entry.expire_time:
+            ops.append(Delete(expiry_key(old_expire, entry.hash)))
+        if entry.expire_time and entry.expire_time != old_expire:
+            ops.append(Put(expiry_key(entry.expire_time, entry.hash), b""))
+        await self.storage.batch(ops)
+
+    async def create(
+        self,
+        *,
+        policies: list[str],
+        parent: TokenEntry | None,
+        token_id: str | None = None,
+        ttl: int = 0,
+        explicit_max_ttl: int = 0,
+        period: int = 0,
+        num_uses: int = 0,
+        renewable: bool = True,
+        display_name: str = "token",
+        meta: dict[str, str] | None = None,
+        orphan: bool = False,
+        path: str = "auth/token/create",
+    ) -> tuple[str, TokenEntry]:
+        token_id = token_id or new_token()
+        token_hash = self.hash(token_id)
+        if await self.storage.get(ID + token_hash) is not None:
+            raise InvalidRequest("a token with that id already exists; choose another id")
+        now = time.time()
+        if period:
+            ttl = period
+        elif not ttl:
+            # A root token made without a TTL never expires, as in Vault.
+            ttl = 0 if "root" in policies else self.default_ttl
+        caps = [explicit_max_ttl] if explicit_max_ttl else []
+        if ttl and not period:
+            caps.append(self.max_ttl)
+        if caps:
+            ttl = min(ttl, *caps) if ttl else min(caps)
+        entry = TokenEntry(
+            hash=token_hash,
+            accessor=new_accessor(),
+            policies=policies,
+            parent="" if orphan or parent is None else parent.hash,
+            meta=meta or {},
+            display_name=display_name,
+            num_uses=num_uses,
+            creation_time=now,
+            ttl=ttl,
+            explicit_max_ttl=explicit_max_ttl,
+            period=period,
+            renewable=renewable and bool(ttl),
+            expire_time=now + ttl if ttl else 0.0,
+            path=path,
+            orphan=orphan or parent is None,
+        )
+        await self._write(entry, new=True)
+        return token_id, entry
+
+    async def renew(self, entry: TokenEntry, increment: int = 0) -> TokenEntry:
+        if not entry.renewable or not entry.expire_time:
+            raise InvalidRequest("lease is not renewable")
+        now = time.time()
+        ttl = entry.period or increment or entry.ttl
+        limits = [entry.creation_time + c - now for c in (entry.explicit_max_ttl,) if c]
+        if not entry.period:
+            limits.append(entry.creation_time + self.max_ttl - now)
+        if limits:
+            ttl = int(min(ttl, *limits))
+        if ttl <= 0:
+            raise InvalidRequest("token has reached its maximum TTL and cannot be renewed; create a new token")
+        old = entry.expire_time
+        entry.expire_time = now + ttl
+        await self._write(entry, old_expire=old)
+        return entry
+
+    async def use(self, entry: TokenEntry) -> bool:
+        """Count one use of a limited-use token; True if that was its last."""
+        if not entry.num_uses:
+            return False
+        entry.num_uses -= 1
+        if entry.num_uses == 0:
+            return True
+        await self._write(entry, old_expire=entry.expire_time)
+        return False
+
+    async def children(self, token_hash: str) -> list[str]:
+        return [k for k in await self.storage.list(f"{PARENT}{token_hash}/") if not k.endswith("/")]
+
+    async def revoke_tree(self, entry: TokenEntry) -> int:
+        """Revoke ``entry`` and every descendant, deepest first; answers how many."""
+        count = 0
+        stack: list[tuple[TokenEntry, bool]] = [(entry, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if not expanded:
+                stack.append((node, True))
+                for child_hash in await self.children(node.hash):
+                    child = await self._load(child_hash)
+                    if child is not None:
+                        stack.append((child, False))
+                    else:
+                        await self.storage.delete(f"{PARENT}{node.hash}/{child_hash}")
+                continue
+            await self._remove(node)
+            count += 1
+        return count
+
+    async def revoke_orphan(self, entry: TokenEntry) -> None:
+        """Revoke only ``entry``; its children become orphans."""
+        for child_hash in await self.children(entry.hash):
+            child = await self._load(child_hash)
+            if child is not None:
+                child.parent, child.orphan = "", True
+                await self._write(child, old_expire=child.expire_time)
+            await self.storage.delete(f"{PARENT}{entry.hash}/{child_hash}")
+        await self._remove(entry)
+
+    async def _remove(self, entry: TokenEntry) -> None:
+        for hook in self.revoke_hooks:
+            await hook(entry)
+        ops: list[Put | Delete] = [Delete(ID + entry.hash), Delete(ACCESSOR + entry.accessor)]
+        if entry.parent:
+            ops.append(Delete(f"{PARENT}{entry.parent}/{entry.hash}"))
+        if entry.expire_time:
+            ops.append(Delete(expiry_key(entry.expire_time, entry.hash)))
+        await self.storage.batch(ops)
+
+    async def accessors(self) -> list[str]:
+        return await self.storage.list(ACCESSOR)
+
+    async def revoke_expired(self, now: float | None = None, limit: int = 500) -> int:
+        """Revoke tokens whose expiry has passed, oldest first."""
+        end = f"{EXPIRY}{int((now or time.time()) * 1000):015d}0"
+        rows = await self.storage.scan(EXPIRY, end, limit)
+        count = 0
+        for key, _ in rows:
+            token_hash = key.rsplit("/", 1)[1]
+            entry = await self._load(token_hash)
+            if entry is None:
+                await self.storage.delete(key)
+                continue
+            count += await self.revoke_tree(entry)
+        return count
+
+
+def require_token(entry: TokenEntry | None) -> TokenEntry:
+    if entry is None:
+        raise PermissionDenied()
+    return entry

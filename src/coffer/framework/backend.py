@@ -1,0 +1,211 @@
+"""How an engine is written: it declares paths, and this module routes.
+
+A ``Path`` is a regular expression (matched against the whole path inside
+the mount), its fields, one handler per operation, an optional existence
+check and help text. Routing, field validation, path-help and the OpenAPI
+document all come from these declarations.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from coffer.errors import InvalidRequest, NotFound, UnsupportedOperation
+from coffer.framework.fields import Field, FieldData, FieldType
+from coffer.framework.request import CREATE, DELETE, HELP, LIST, READ, UPDATE, Request, Response
+
+Handler = Callable[[Request, FieldData], Awaitable[Response | None]]
+ExistenceCheck = Callable[[Request, dict[str, str]], Awaitable[bool]]
+
+# Building blocks for patterns, named like the captures they make.
+NAME = r"\w(?:[\w.-]*\w)?"
+
+
+def match_name(group: str = "name") -> str:
+    return rf"(?P<{group}>{NAME})"
+
+
+_HTTP_FOR_OP = {READ: "get", LIST: "get", CREATE: "post", UPDATE: "post", DELETE: "delete"}
+
+
+@dataclass
+class Path:
+    pattern: str
+    operations: dict[str, Handler]
+    fields: dict[str, Field] = field(default_factory=dict)
+    exists: ExistenceCheck | None = None
+    synopsis: str = ""
+    description: str = ""
+    #: Accept fields that are not declared (the kv engine stores anything).
+    open_fields: bool = False
+
+    def __post_init__(self) -> None:
+        self.regex = re.compile(self.pattern)
+        # Every named capture is also a string field of the path.
+        for group in self.regex.groupindex:
+            self.fields.setdefault(group, Field(FieldType.STRING, f"Path parameter {group}.", required=True))
+        if "write" in self.operations:
+            handler = self.operations.pop("write")
+            self.operations.setdefault(CREATE, handler)
+            self.operations.setdefault(UPDATE, handler)
+
+    def openapi_path(self) -> str:
+        return openapi_template(self.pattern)
+
+    def help_text(self) -> str:
+        lines = [self.synopsis.strip(), ""]
+        if self.description:
+            lines += [self.description.strip(), ""]
+        params = {k: f for k, f in self.fields.items()}
+        if params:
+            lines.append("## PARAMETERS")
+            lines.append("")
+            for name in sorted(params):
+                f = params[name]
+                lines.append(f"{name} ({f.type.value})")
+                if f.description:
+                    lines.append(f"    {f.description}")
+                lines.append("")
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def openapi_template(pattern: str) -> str:
+    """Turn ``creds/(?P<name>\\w+)`` into ``creds/{name}`` (balanced groups)."""
+    out: list[str] = []
+    i = 0
+    p = pattern.strip("^$")
+    while i < len(p):
+        if p.startswith("(?P<", i):
+            end = p.index(">", i)
+            name = p[i + 4 : end]
+            depth, j = 1, end + 1
+            while depth and j < len(p):
+                if p[j] == "\\":
+                    j += 2
+                    continue
+                depth += {"(": 1, ")": -1}.get(p[j], 0)
+                j += 1
+            out.append("{" + name + "}")
+            i = j
+            continue
+        if p.startswith("/?", i):
+            i += 2
+            continue
+        ch = p[i]
+        if ch == "\\" and i + 1 < len(p):
+            out.append(p[i + 1])
+            i += 2
+            continue
+        if ch not in "()?$^":
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+@dataclass
+class SecretType:
+    """What a leased secret of one kind does when renewed or revoked."""
+
+    name: str
+    revoke: Callable[[Request, dict[str, Any]], Awaitable[None]]
+    renew: Callable[[Request, dict[str, Any]], Awaitable[Response | None]] | None = None
+    default_ttl: int = 0
+
+
+class Backend:
+    """A set of paths plus the secret types they hand out."""
+
+    def __init__(
+        self,
+        paths: list[Path],
+        *,
+        help: str = "",
+        secrets: list[SecretType] | None = None,
+        unauthenticated: tuple[str, ...] = (),
+        sudo_paths: tuple[str, ...] = (),
+    ) -> None:
+        self.paths = paths
+        self.help = help
+        self.secrets = {s.name: s for s in secrets or []}
+        self.unauthenticated = unauthenticated
+        #: Globs (Vault style, trailing ``*``) that need the sudo capability.
+        self.sudo_paths = sudo_paths
+
+    def route(self, path: str) -> tuple[Path, dict[str, str]]:
+        for p in self.paths:
+            m = p.regex.fullmatch(path)
+            if m:
+                return p, {k: v for k, v in m.groupdict().items() if v is not None}
+        raise NotFound(f'unsupported path "{path}"' if path else "unsupported path")
+
+    def field_data(self, path: Path, captures: dict[str, str], req: Request) -> FieldData:
+        raw = dict(req.data)
+        for k, v in captures.items():
+            if k in raw and raw[k] != v and not path.open_fields:
+                raise InvalidRequest(f'field "{k}" conflicts with the value in the path')
+            raw[k] = v
+        return FieldData(path.fields, raw, open_fields=path.open_fields)
+
+    async def resolve_write(self, path: Path, req: Request, captures: dict[str, str]) -> str:
+        """``create`` or ``update``: which one a write is, by the existence check."""
+        if path.exists is None:
+            return UPDATE if UPDATE in path.operations else CREATE
+        return UPDATE if await path.exists(req, captures) else CREATE
+
+    async def handle(self, req: Request, path: Path, data: FieldData) -> Response | None:
+        if req.operation == HELP:
+            return self.help_response(path, req)
+        handler = path.operations.get(req.operation)
+        if handler is None and req.operation in (CREATE, UPDATE):
+            handler = path.operations.get(UPDATE if req.operation == CREATE else CREATE)
+        if handler is None:
+            raise UnsupportedOperation(f'unsupported operation "{req.operation}" on "{req.path}"')
+        return await handler(req, data)
+
+    def help_response(self, path: Path, req: Request) -> Response:
+        text = path.help_text()
+        if self.help:
+            text = self.help.strip() + "\n\n" + text
+        doc = self.openapi(req.mount_point)
+        return Response(data={"help": text, "openapi": doc, "see_also": None}, raw=True)
+
+    def openapi_paths(self, mount_point: str) -> dict[str, Any]:
+        paths: dict[str, Any] = {}
+        for p in self.paths:
+            item: dict[str, Any] = {"description": p.synopsis}
+            params = [n for n in p.regex.groupindex]
+            if params:
+                item["parameters"] = [
+                    {"name": n, "in": "path", "required": True, "description": p.fields[n].description,
+                     "schema": {"type": "string"}}
+                    for n in params
+                ]
+            body = {n: f.openapi_schema() for n, f in p.fields.items() if n not in params}
+            for op in p.operations:
+                verb = _HTTP_FOR_OP.get(op)
+                if verb is None or verb in item:
+                    continue
+                entry: dict[str, Any] = {"summary": p.synopsis, "responses": {"200": {"description": "OK"}}}
+                if op == LIST:
+                    entry["parameters"] = [{"name": "list", "in": "query", "required": True,
+                                            "schema": {"type": "string", "enum": ["true"]}}]
+                    item["get" if READ not in p.operations else "x-list"] = entry
+                    continue
+                if verb == "post" and body:
+                    entry["requestBody"] = {"content": {"application/json": {"schema": {
+                        "type": "object", "properties": body,
+                        "required": sorted(n for n, f in p.fields.items() if f.required and n not in params),
+                    }}}}
+                item[verb] = entry
+            paths["/" + mount_point + p.openapi_path()] = item
+        return paths
+
+    def openapi(self, mount_point: str) -> dict[str, Any]:
+        return {
+            "openapi": "3.0.2",
+            "info": {"title": "coffer", "version": "1", "description": self.help.strip().split("\n")[0]},
+            "paths": self.openapi_paths(mount_point),
+        }

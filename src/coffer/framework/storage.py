@@ -1,0 +1,61 @@
+"""A prefix-limited view of storage, which is all an engine ever sees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from coffer.storage.base import Delete, Op, Put, Storage, prefix_end
+
+
+class StorageView:
+    """Storage seen through ``prefix``: keys are relative to it."""
+
+    __slots__ = ("_inner", "prefix")
+
+    def __init__(self, inner: Storage, prefix: str) -> None:
+        self._inner = inner
+        self.prefix = prefix
+
+    def sub(self, prefix: str) -> StorageView:
+        return StorageView(self._inner, self.prefix + prefix)
+
+    async def get(self, key: str) -> bytes | None:
+        return await self._inner.get(self.prefix + key)
+
+    async def put(self, key: str, value: bytes) -> None:
+        await self._inner.put(self.prefix + key, value)
+
+    async def delete(self, key: str) -> None:
+        await self._inner.delete(self.prefix + key)
+
+    async def list(self, prefix: str = "") -> list[str]:
+        return await self._inner.list(self.prefix + prefix)
+
+    async def scan(self, start: str, end: str, limit: int | None = None) -> list[tuple[str, bytes]]:
+        n = len(self.prefix)
+        rows = await self._inner.scan(self.prefix + start, self.prefix + end, limit)
+        return [(k[n:], v) for k, v in rows]
+
+    async def batch(self, ops: list[Op]) -> None:
+        p = self.prefix
+        await self._inner.batch([Put(p + o.key, o.value) if isinstance(o, Put) else Delete(p + o.key) for o in ops])
+
+    async def get_json(self, key: str) -> Any:
+        raw = await self.get(key)
+        return None if raw is None else orjson.loads(raw)
+
+    async def put_json(self, key: str, value: Any) -> None:
+        await self.put(key, orjson.dumps(value))
+
+    async def delete_tree(self, prefix: str = "", chunk: int = 1000) -> int:
+        """Delete every key under ``prefix``; answers how many went."""
+        removed = 0
+        start, end = prefix, prefix_end(prefix)
+        while True:
+            rows = await self.scan(start, end, chunk)
+            if not rows:
+                return removed
+            await self.batch([Delete(k) for k, _ in rows])
+            removed += len(rows)

@@ -1,0 +1,185 @@
+"""The ASGI application: HTTP in, ``Request`` to core, ``Response`` out.
+
+Only translation lives here: verbs to operations, bodies and query strings
+to data, results and errors to Vault's JSON envelope and status codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import orjson
+
+from coffer.core.core import Core
+from coffer.errors import CofferError, PayloadTooLarge
+from coffer.framework.request import DELETE, HELP, LIST, READ, UPDATE, Request, Response
+
+log = logging.getLogger("coffer.http")
+
+MAX_BODY = 32 * 1024 * 1024
+_TRUE = {"true", "1", "t", "yes"}
+_JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+_EMPTY_HEADERS = [(b"cache-control", b"no-store")]
+_WRITE_METHODS = {"PUT", "POST", "PATCH"}
+
+
+class BadRequest(CofferError):
+    status = 400
+
+
+class MethodNotAllowed(CofferError):
+    status = 405
+
+
+def _operation(method: str, query: dict[str, str]) -> str:
+    if method in ("GET", "HEAD"):
+        if query.get("help", "").lower() in _TRUE:
+            return HELP
+        if query.get("list", "").lower() in _TRUE:
+            return LIST
+        return READ
+    if method == "LIST":
+        return LIST
+    if method in _WRITE_METHODS:
+        return UPDATE
+    if method == "DELETE":
+        return DELETE
+    raise MethodNotAllowed(f"method {method} is not supported; use GET, LIST, PUT, POST or DELETE")
+
+
+def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
+    stripped = body.lstrip()
+    if not stripped:
+        return {}
+    # curl -d sends JSON labelled as a form; a body that opens like JSON is JSON.
+    if content_type.startswith("application/x-www-form-urlencoded") and stripped[:1] not in (b"{", b"["):
+        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"failed to parse JSON input: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def envelope(req: Request, resp: Response) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "request_id": req.request_id,
+        "lease_id": resp.lease_id,
+        "renewable": resp.renewable,
+        "lease_duration": resp.lease_duration,
+        "data": resp.data,
+        "wrap_info": None,
+        "warnings": resp.warnings or None,
+        "auth": resp.auth,
+        "mount_type": req.mount_type or ("system" if req.mount_point == "sys/" else
+                                         "token" if req.mount_point == "auth/token/" else ""),
+    }
+    if resp.data_at_top_level and resp.data:
+        for k, v in resp.data.items():
+            body.setdefault(k, v)
+    return body
+
+
+class App:
+    """The ASGI callable. One per server; it holds the core."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method = scope["method"]
+        status, payload = await self._serve(scope, receive)
+        if payload is None:
+            await send({"type": "http.response.start", "status": status, "headers": _EMPTY_HEADERS})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = orjson.dumps(payload)
+        await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _serve(self, scope: dict[str, Any], receive: Any) -> tuple[int, Any]:
+        method = scope["method"]
+        req = None
+        try:
+            raw_path = scope["path"]
+            if not raw_path.startswith("/v1/"):
+                return 404, {"errors": ["not found: the API lives under /v1/"]}
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            body = await self._read_body(receive, headers)
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+            operation = _operation(method, query)
+            data = _parse_body(body, headers.get("content-type", "")) if method in _WRITE_METHODS else {}
+            if operation == READ or operation == LIST:
+                data.update({k: v for k, v in query.items() if k not in ("list", "help")})
+            token = headers.get("x-vault-token")
+            if not token:
+                auth = headers.get("authorization", "")
+                token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+            client = scope.get("client")
+            req = Request(
+                operation=operation,
+                path=unquote(raw_path[4:]) if "%" in raw_path else raw_path[4:],
+                data=data,
+                client_token=token,
+                remote_addr=client[0] if client else "",
+                request_id=str(uuid.uuid4()),
+                headers=headers,
+            )
+            resp = await self.core.handle(req)
+        except CofferError as exc:
+            return exc.status, {"errors": exc.messages}
+        except Exception:
+            request_id = req.request_id if req else "-"
+            log.exception("internal error serving %s %s (request %s)", method, scope.get("path"), request_id)
+            return 500, {"errors": [f"internal error; the server log has details (request id {request_id})"]}
+        return self._render(req, resp)
+
+    async def _read_body(self, receive: Any, headers: dict[str, str]) -> bytes:
+        length = headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY:
+            raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes")
+                chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        return b"".join(chunks)
+
+    def _render(self, req: Request, resp: Response | None) -> tuple[int, Any]:
+        if resp is None:
+            if req.operation in (READ, LIST):
+                return 404, {"errors": []}
+            return 204, None
+        if resp.raw:
+            return resp.status or 200, resp.data
+        if req.operation == LIST and not (resp.data or {}).get("keys"):
+            return 404, {"errors": []}
+        if not (resp.data or resp.auth or resp.warnings or resp.secret or resp.lease_id):
+            return resp.status or 204, None
+        return resp.status or 200, envelope(req, resp)

@@ -1,0 +1,123 @@
+"""Wires a configuration into a running server: storage -> core -> HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from coffer.config import ServerConfig
+from coffer.core.core import Core
+from coffer.core.mounts import MountEntry
+from coffer.http.app import App
+from coffer.storage.base import Storage
+
+log = logging.getLogger("coffer.server")
+TOKEN_FILE = Path("~/.coffer-token")
+
+
+def open_storage(kind: str, options: dict[str, str]) -> Storage:
+    if kind == "inmem":
+        from coffer.storage.inmem import InmemStorage
+
+        return InmemStorage()
+    if kind == "sqlite":
+        from coffer.storage.sqlite import SqliteStorage
+
+        return SqliteStorage(options["path"])
+    raise ValueError(f'storage type "{kind}" is not available; use inmem or sqlite')
+
+
+async def dev_setup(core: Core, root_token_id: str | None) -> tuple[bytes, str]:
+    """Initialize with one key share, unseal, and mount kv at secret/."""
+    keys, root_token = await core.initialize(1, 1, root_token_id=root_token_id)
+    await core.submit_unseal_key(keys[0])
+    await core.mount(MountEntry(path="secret/", type="kv", description="key/value secret storage"))
+    return keys[0], root_token
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f'invalid listen address "{address}": use host:port, e.g. 127.0.0.1:8200')
+    return host.strip("[]"), int(port)
+
+
+async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: str | None = None,
+                announce=print) -> None:
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    listener = config.listener
+    host, port = _split_address(listener.address)
+    storage = open_storage(config.storage.type, config.storage.options)
+    core = Core(storage, default_lease_ttl=config.default_lease_ttl, max_lease_ttl=config.max_lease_ttl,
+                storage_type=config.storage.type)
+    await core.load_seal_config()
+    tls = not listener.tls_disable
+    server = Server(
+        App(core),
+        address=host,
+        port=port,
+        interface=Interfaces.ASGINL,
+        log_enabled=config.log_level == "debug",
+        ssl_cert=Path(listener.tls_cert_file) if tls else None,
+        ssl_key=Path(listener.tls_key_file) if tls else None,
+        ssl_protocol_min="tls1.3" if listener.tls_min_version == "tls13" else "tls1.2",
+        backlog=1024,
+    )
+    scheme = "https" if tls else "http"
+    if dev:
+        key, root_token = await dev_setup(core, dev_root_token_id)
+        _write_token_file(root_token)
+        announce(_dev_banner(f"{scheme}://{listener.address}", key, root_token))
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.stop)
+    announce(f"coffer server listening on {scheme}://{listener.address} (storage: {config.storage.type})")
+    try:
+        await server.serve()
+    finally:
+        await core.shutdown()
+
+
+def _write_token_file(token: str) -> None:
+    path = TOKEN_FILE.expanduser()
+    try:
+        path.write_text(token)
+        path.chmod(0o600)
+    except OSError as exc:  # a read-only home must not stop a dev server
+        log.warning("could not write %s: %s", path, exc)
+
+
+def _dev_banner(address: str, key: bytes, root_token: str) -> str:
+    import base64
+
+    return (
+        "WARNING! dev mode is enabled! In this mode, coffer runs entirely in memory\n"
+        "and starts unsealed with a single unseal key. Do not run it in production.\n\n"
+        "You may need to set the following environment variables:\n\n"
+        f"    $ export VAULT_ADDR='{address}'\n\n"
+        "The unseal key and root token are displayed below in case you want to\n"
+        "seal/unseal the server or re-authenticate.\n\n"
+        f"Unseal Key: {base64.b64encode(key).decode()}\n"
+        f"Root Token: {root_token}\n"
+    )
+
+
+def run(config: ServerConfig, **kwargs) -> None:
+    logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
+                        format="%(asctime)s [%(levelname)s] %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - Windows
+        runner = asyncio.run
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    runner(serve(config, **kwargs))

@@ -1,0 +1,69 @@
+"""The one interface every physical storage backend implements.
+
+Keys are ``/``-separated strings; values are bytes (already encrypted by the
+barrier when they come from above it). All methods are coroutines so a
+backend may run slow work (an fsync, a network round trip) off the event
+loop while cheap reads stay on it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    key: str
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    key: str
+
+
+Op = Put | Delete
+
+
+class Storage(ABC):
+    """Physical storage: get / put / delete / list / ordered scan / batch."""
+
+    #: True when several server nodes may share this storage (needs a lock).
+    ha_enabled: bool = False
+
+    @abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """The value at ``key``, or None."""
+
+    @abstractmethod
+    async def put(self, key: str, value: bytes) -> None:
+        """Store ``value`` at ``key`` durably, replacing any old value."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; deleting a missing key is not an error."""
+
+    @abstractmethod
+    async def list(self, prefix: str) -> list[str]:
+        """Immediate children of ``prefix``, sorted, Vault style.
+
+        For keys ``a/b``, ``a/c/d`` and ``a/c/e``, ``list("a/")`` answers
+        ``["b", "c/"]``: a folder appears once, with a trailing ``/``.
+        """
+
+    @abstractmethod
+    async def scan(self, start: str, end: str, limit: int | None = None) -> list[tuple[str, bytes]]:
+        """Entries with ``start <= key < end`` in key order, at most ``limit``."""
+
+    @abstractmethod
+    async def batch(self, ops: list[Op]) -> None:
+        """Apply every put and delete in ``ops`` atomically, in order."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and files."""
+
+
+def prefix_end(prefix: str) -> str:
+    """The smallest string greater than every string starting with ``prefix``."""
+    return prefix + "\U0010ffff"

@@ -1,0 +1,105 @@
+"""A volatile storage backend kept in a sorted dict (tests and dev mode)."""
+
+from __future__ import annotations
+
+import builtins
+
+from sortedcontainers import SortedDict
+
+from coffer.storage.base import Delete, Op, Put, Storage
+
+#: The character right after ``/``: ``folder + _AFTER_SLASH`` sorts after
+#: every key under ``folder/``, so it is where a list jumps to skip a folder.
+_AFTER_SLASH = chr(ord("/") + 1)
+
+
+def _key(key: object) -> str:
+    """Check that ``key`` is a string."""
+    if not isinstance(key, str):
+        raise TypeError(f"storage keys must be str, not {type(key).__name__}")
+    return key
+
+
+def _value(value: object) -> bytes:
+    """An immutable ``bytes`` copy of ``value``, which must be bytes-like."""
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"storage values must be bytes, not {type(value).__name__}")
+    return bytes(value)
+
+
+class InmemStorage(Storage):
+    """Keys in a ``SortedDict``; nothing survives the process.
+
+    Every method runs synchronously inside its coroutine, so each call
+    (a batch included) is atomic with respect to other tasks on the loop.
+    """
+
+    def __init__(self) -> None:
+        self._data: SortedDict[str, bytes] = SortedDict()
+
+    async def get(self, key: str) -> bytes | None:
+        """The value at ``key``, or None."""
+        value: bytes | None = self._data.get(key)
+        return value
+
+    async def put(self, key: str, value: bytes) -> None:
+        """Store a copy of ``value`` at ``key``."""
+        self._data[_key(key)] = _value(value)
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` if present."""
+        self._data.pop(key, None)
+
+    async def list(self, prefix: str) -> list[str]:
+        """Immediate children of ``prefix``; each folder costs one seek.
+
+        Once a folder ``seg/`` is seen, the iteration restarts at
+        ``prefix + seg + "0"`` instead of walking the keys inside it.
+        A key equal to ``prefix`` itself is not a child and is left out.
+        """
+        out: list[str] = []
+        start = len(prefix)
+        lower = prefix
+        while True:
+            for key in self._data.irange(minimum=lower):
+                if not key.startswith(prefix):
+                    return out
+                cut = key.find("/", start)
+                if cut < 0:
+                    if len(key) > start:
+                        out.append(key[start:])
+                    continue
+                out.append(key[start : cut + 1])
+                lower = key[:cut] + _AFTER_SLASH
+                break
+            else:
+                return out
+
+    async def scan(self, start: str, end: str, limit: int | None = None) -> builtins.list[tuple[str, bytes]]:
+        """Entries with ``start <= key < end`` in key order, at most ``limit``."""
+        if limit is not None and limit < 0:
+            raise ValueError("scan limit must not be negative")
+        out: list[tuple[str, bytes]] = []
+        if limit == 0 or start >= end:
+            return out
+        for key in self._data.irange(minimum=start, maximum=end, inclusive=(True, False)):
+            out.append((key, self._data[key]))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    async def batch(self, ops: builtins.list[Op]) -> None:
+        """Apply ``ops`` in order; a bad op is rejected before anything changes."""
+        checked: list[tuple[str, bytes | None]] = []
+        for op in ops:
+            if isinstance(op, Put):
+                checked.append((_key(op.key), _value(op.value)))
+            elif isinstance(op, Delete):
+                checked.append((_key(op.key), None))
+            else:
+                raise TypeError(f"unknown storage op {op!r}")
+        for key, value in checked:
+            if value is None:
+                self._data.pop(key, None)
+            else:
+                self._data[key] = value

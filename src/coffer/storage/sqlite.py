@@ -1,0 +1,184 @@
+"""A durable single-file storage backend on SQLite in WAL mode.
+
+Reads (get, list, scan) are short indexed lookups, cheaper than a hop to
+another thread, so they run on the event loop with their own connection.
+Writes fsync, so they run on one dedicated writer thread with a second
+connection; WAL lets the reader see every committed write without blocking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from coffer.storage.base import Delete, Op, Put, Storage, prefix_end
+
+#: The character right after ``/``: ``folder + _AFTER_SLASH`` sorts after
+#: every key under ``folder/``, so it is where a list jumps to skip a folder.
+_AFTER_SLASH = chr(ord("/") + 1)
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
+_GET = "SELECT value FROM kv WHERE key = ?"
+_PUT = "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)"
+_DELETE = "DELETE FROM kv WHERE key = ?"
+_FIRST_FROM = "SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT 1"
+_FIRST_AFTER = "SELECT key FROM kv WHERE key > ? AND key < ? ORDER BY key LIMIT 1"
+_SCAN = "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?"
+
+
+def _key(key: object) -> str:
+    """Check that ``key`` is a string."""
+    if not isinstance(key, str):
+        raise TypeError(f"storage keys must be str, not {type(key).__name__}")
+    return key
+
+
+def _value(value: object) -> bytes:
+    """An immutable ``bytes`` copy of ``value``, which must be bytes-like."""
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"storage values must be bytes, not {type(value).__name__}")
+    return bytes(value)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+class SqliteStorage(Storage):
+    """Keys and values in one table of one SQLite file.
+
+    ``path`` must name a file: ``":memory:"`` and ``""`` are refused, since
+    the reader and writer connections would each get a private database.
+    The parent directory is created when missing.
+    """
+
+    def __init__(self, path: str) -> None:
+        if path in ("", ":memory:"):
+            raise ValueError(f"SqliteStorage needs a file path, not {path!r}")
+        self.path = path
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        conns: list[sqlite3.Connection] = []
+        try:
+            writer = _connect(path)
+            conns.append(writer)
+            mode = writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise ValueError(f"could not switch SQLite database {path!r} to WAL mode (got {mode!r})")
+            writer.execute(_SCHEMA)
+            reader = _connect(path)
+            conns.append(reader)
+            reader.execute("SELECT 1 FROM kv LIMIT 1").fetchall()
+        except BaseException as exc:
+            for conn in conns:
+                conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise ValueError(f"cannot open SQLite database {path!r}: {exc}") from exc
+            raise
+        self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coffer-sqlite-writer")
+        self._closed = False
+        self._writer = writer
+        self._reader = reader
+
+    # -- reads: on the event loop --------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        """The value at ``key``, or None."""
+        rows = self._reader.execute(_GET, (key,)).fetchall()
+        return rows[0][0] if rows else None
+
+    async def list(self, prefix: str) -> list[str]:
+        """Immediate children of ``prefix`` by skip scan.
+
+        Each step fetches the first key past a cursor. A leaf is emitted and
+        the cursor moves just past it; a folder ``seg/`` is emitted and the
+        cursor jumps to ``prefix + seg + "0"``, past everything inside it. The
+        cost is one indexed query per child, however many keys a folder holds.
+        A key equal to ``prefix`` itself is not a child and is left out.
+        """
+        end = prefix_end(prefix)
+        start = len(prefix)
+        out: list[str] = []
+        query, cursor = _FIRST_FROM, prefix
+        while True:
+            rows = self._reader.execute(query, (cursor, end)).fetchall()
+            if not rows:
+                return out
+            key: str = rows[0][0]
+            cut = key.find("/", start)
+            if cut < 0:
+                if len(key) > start:
+                    out.append(key[start:])
+                query, cursor = _FIRST_AFTER, key
+            else:
+                out.append(key[start : cut + 1])
+                query, cursor = _FIRST_FROM, key[:cut] + _AFTER_SLASH
+
+    async def scan(self, start: str, end: str, limit: int | None = None) -> builtins.list[tuple[str, bytes]]:
+        """Entries with ``start <= key < end`` in key order, at most ``limit``."""
+        if limit is not None and limit < 0:
+            raise ValueError("scan limit must not be negative")
+        if limit == 0 or start >= end:
+            return []
+        rows = self._reader.execute(_SCAN, (start, end, -1 if limit is None else limit)).fetchall()
+        return [(key, value) for key, value in rows]
+
+    # -- writes: on the writer thread ------------------------------------------
+
+    async def put(self, key: str, value: bytes) -> None:
+        """Store ``value`` at ``key`` and fsync before returning."""
+        await self._write([Put(key, value)])
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` if present, durably."""
+        await self._write([Delete(key)])
+
+    async def batch(self, ops: builtins.list[Op]) -> None:
+        """Apply ``ops`` in one transaction; any failure rolls all of it back."""
+        await self._write(list(ops))
+
+    async def _write(self, ops: Sequence[Op]) -> None:
+        """Run ``ops`` on the writer thread and wait for the commit."""
+        if self._closed:
+            raise RuntimeError(f"SQLite storage {self.path!r} is closed")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer_pool, self._apply, ops)
+
+    def _apply(self, ops: Sequence[Op]) -> None:
+        """Writer thread: ``BEGIN IMMEDIATE``, every op, ``COMMIT``."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                if isinstance(op, Put):
+                    conn.execute(_PUT, (_key(op.key), _value(op.value)))
+                elif isinstance(op, Delete):
+                    conn.execute(_DELETE, (_key(op.key),))
+                else:
+                    raise TypeError(f"unknown storage op {op!r}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # SQLite may already have rolled back
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Finish queued writes, close both connections, stop the writer thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._reader.close()
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._writer_pool, self._writer.close)
+        finally:
+            self._writer_pool.shutdown(wait=True)

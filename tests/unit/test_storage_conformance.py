@@ -1,0 +1,395 @@
+"""Behaviour every ``Storage`` backend must share.
+
+The ``storage`` fixture is parametrised over backend factories; a new backend
+(PostgreSQL, say) joins the suite by adding one entry to ``BACKENDS``.
+Tests stay synchronous at the pytest level and drive coroutines with ``run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from coffer.storage.base import Delete, Put, Storage, prefix_end
+from coffer.storage.inmem import InmemStorage
+from coffer.storage.sqlite import SqliteStorage
+
+T = TypeVar("T")
+
+
+def run(awaitable: Awaitable[T]) -> T:
+    """Run one coroutine to completion on a fresh event loop."""
+
+    async def wrapper() -> T:
+        return await awaitable
+
+    return asyncio.run(wrapper())
+
+
+def _make_inmem(tmp_path: Path) -> Storage:
+    return InmemStorage()
+
+
+def _make_sqlite(tmp_path: Path) -> Storage:
+    return SqliteStorage(str(tmp_path / "coffer.db"))
+
+
+BACKENDS: dict[str, Callable[[Path], Storage]] = {
+    "inmem": _make_inmem,
+    "sqlite": _make_sqlite,
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    backend = BACKENDS[request.param](tmp_path)
+    yield backend
+    run(backend.close())
+
+
+def put_all(storage: Storage, keys: list[str], value: bytes = b"v") -> None:
+    """Write every key in one batch."""
+    run(storage.batch([Put(key, value) for key in keys]))
+
+
+def reference_list(keys: list[str], prefix: str) -> list[str]:
+    """The obviously correct (and slow) answer to ``list(prefix)``."""
+    children = set()
+    for key in keys:
+        if key.startswith(prefix) and key != prefix:
+            rest = key[len(prefix) :]
+            cut = rest.find("/")
+            children.add(rest if cut < 0 else rest[: cut + 1])
+    return sorted(children)
+
+
+# -- get / put / delete ------------------------------------------------------
+
+
+def test_get_missing_is_none(storage: Storage) -> None:
+    assert run(storage.get("nope")) is None
+    assert run(storage.get("")) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"", b"hello", bytes(range(256)), b"\xff\xfe\x00\x80", b"\x00" * 10, bytes(1 << 20)],
+    ids=["empty", "ascii", "all-bytes", "not-utf8", "nuls", "one-mib"],
+)
+def test_put_get_roundtrip(storage: Storage, value: bytes) -> None:
+    run(storage.put("secret/item", value))
+    got = run(storage.get("secret/item"))
+    assert type(got) is bytes
+    assert got == value
+
+
+def test_value_is_copied(storage: Storage) -> None:
+    buf = bytearray(b"original")
+    run(storage.put("k", buf))  # type: ignore[arg-type]  # a mutable buffer on purpose
+    buf[:] = b"mutated!"
+    got = run(storage.get("k"))
+    assert type(got) is bytes
+    assert got == b"original"
+
+
+def test_unicode_keys(storage: Storage) -> None:
+    keys = ["naïve", "日本/語", "emoji/🔑", "a b/c"]
+    for i, key in enumerate(keys):
+        run(storage.put(key, bytes([i])))
+    for i, key in enumerate(keys):
+        assert run(storage.get(key)) == bytes([i])
+
+
+def test_overwrite(storage: Storage) -> None:
+    run(storage.put("k", b"one"))
+    run(storage.put("k", b"two"))
+    assert run(storage.get("k")) == b"two"
+    assert run(storage.scan("", prefix_end(""))) == [("k", b"two")]
+
+
+def test_delete(storage: Storage) -> None:
+    run(storage.put("k", b"v"))
+    run(storage.put("k2", b"v2"))
+    run(storage.delete("k"))
+    assert run(storage.get("k")) is None
+    assert run(storage.get("k2")) == b"v2"
+    run(storage.delete("k"))  # again: not an error
+    run(storage.delete("never-existed"))
+    assert run(storage.list("")) == ["k2"]
+
+
+def test_non_bytes_value_rejected(storage: Storage) -> None:
+    with pytest.raises(TypeError):
+        run(storage.put("k", "text"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        run(storage.put("k", None))  # type: ignore[arg-type]
+    assert run(storage.get("k")) is None
+
+
+# -- list --------------------------------------------------------------------
+
+
+def test_list_docstring_example(storage: Storage) -> None:
+    put_all(storage, ["a/b", "a/c/d", "a/c/e"])
+    assert run(storage.list("a/")) == ["b", "c/"]
+
+
+def test_list_immediate_children_sorted(storage: Storage) -> None:
+    put_all(storage, ["s/zeta", "s/alpha", "s/dir/x", "s/dir/y/z", "s/mid", "s/dir2/q", "other/x"])
+    assert run(storage.list("s/")) == ["alpha", "dir/", "dir2/", "mid", "zeta"]
+    assert run(storage.list("s/dir/")) == ["x", "y/"]
+    assert run(storage.list("s/dir/y/")) == ["z"]
+
+
+def test_list_empty_prefix_is_top_level(storage: Storage) -> None:
+    put_all(storage, ["top", "sys/policy/root", "secret/a", "secret/b/c"])
+    assert run(storage.list("")) == ["secret/", "sys/", "top"]
+
+
+def test_list_empty_storage_and_unknown_prefix(storage: Storage) -> None:
+    assert run(storage.list("")) == []
+    put_all(storage, ["a/b"])
+    assert run(storage.list("zzz/")) == []
+    assert run(storage.list("a/b/")) == []
+
+
+def test_list_key_that_prefixes_another(storage: Storage) -> None:
+    put_all(storage, ["a", "a/b"])
+    assert run(storage.list("")) == ["a", "a/"]
+    assert run(storage.list("a/")) == ["b"]
+
+
+def test_list_partial_prefix(storage: Storage) -> None:
+    put_all(storage, ["app-one", "app-two/x", "apple", "b"])
+    assert run(storage.list("app")) == ["-one", "-two/", "le"]
+
+
+def test_list_neighbours_of_slash(storage: Storage) -> None:
+    # '.' sorts just before '/', '0' just after: the folder skip must not
+    # swallow or repeat either neighbour.
+    keys = ["f.x", "f/1", "f/2/deep", "f0", "f0/y", "f", "f-", "f1"]
+    put_all(storage, keys)
+    assert run(storage.list("")) == ["f", "f-", "f.x", "f/", "f0", "f0/", "f1"]
+    assert run(storage.list("")) == reference_list(keys, "")
+
+
+def test_list_matches_reference_on_random_keys(storage: Storage) -> None:
+    rng = random.Random(1234)
+    alphabet = "ab/.0é"
+    keys = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 7))) for _ in range(600)})
+    put_all(storage, keys)
+    prefixes = {"", "a", "a/", "b/", "a/b/", "é", "./"} | {key[: rng.randint(0, len(key))] for key in keys[:80]}
+    for prefix in sorted(prefixes):
+        assert run(storage.list(prefix)) == reference_list(keys, prefix), prefix
+
+
+def test_list_with_many_keys_in_one_folder(storage: Storage) -> None:
+    keys = [f"big/{i:05d}" for i in range(20_000)] + ["small/a", "small/b", "small/c"]
+    put_all(storage, keys)
+    assert run(storage.list("")) == ["big/", "small/"]
+    assert run(storage.list("small/")) == ["a", "b", "c"]
+    listed = run(storage.list("big/"))
+    assert len(listed) == 20_000
+    assert listed[:2] == ["00000", "00001"]
+    assert listed[-1] == "19999"
+
+
+# -- scan --------------------------------------------------------------------
+
+
+def test_scan_order_bounds_and_limit(storage: Storage) -> None:
+    keys = ["b", "a/2", "a/1", "c", "a/10", "ab"]
+    for key in keys:
+        run(storage.put(key, key.encode()))
+    everything = run(storage.scan("", prefix_end("")))
+    assert everything == [(key, key.encode()) for key in sorted(keys)]
+    # start inclusive, end exclusive
+    assert [k for k, _ in run(storage.scan("a/10", "b"))] == ["a/10", "a/2", "ab"]
+    assert [k for k, _ in run(storage.scan("a/", prefix_end("a/")))] == ["a/1", "a/10", "a/2"]
+    # limit
+    assert [k for k, _ in run(storage.scan("", prefix_end(""), limit=2))] == ["a/1", "a/10"]
+    assert run(storage.scan("", prefix_end(""), limit=0)) == []
+    assert len(run(storage.scan("", prefix_end(""), limit=100))) == len(keys)
+    # empty and inverted ranges
+    assert run(storage.scan("x", "z")) == []
+    assert run(storage.scan("c", "a")) == []
+    assert run(storage.scan("b", "b")) == []
+
+
+def test_scan_negative_limit_rejected(storage: Storage) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        run(storage.scan("", prefix_end(""), limit=-1))
+
+
+def test_scan_unicode_order_matches_python(storage: Storage) -> None:
+    keys = ["z", "é", "日本", "🔑", "Z", "a\u00ff", "a\u0100", "~"]
+    put_all(storage, keys)
+    assert [k for k, _ in run(storage.scan("", prefix_end("")))] == sorted(keys)
+
+
+# -- batch -------------------------------------------------------------------
+
+
+def test_batch_applies_puts_and_deletes_in_order(storage: Storage) -> None:
+    put_all(storage, ["keep", "drop"], b"old")
+    run(
+        storage.batch(
+            [
+                Put("new", b"1"),
+                Delete("drop"),
+                Put("keep", b"new"),
+                Put("tmp", b"x"),
+                Delete("tmp"),
+                Delete("missing"),
+                Put("gone-then-back", b"a"),
+                Delete("gone-then-back"),
+                Put("gone-then-back", b"b"),
+            ]
+        )
+    )
+    assert run(storage.list("")) == ["gone-then-back", "keep", "new"]
+    assert run(storage.get("keep")) == b"new"
+    assert run(storage.get("gone-then-back")) == b"b"
+    assert run(storage.get("tmp")) is None
+
+
+def test_empty_batch(storage: Storage) -> None:
+    run(storage.batch([]))
+    assert run(storage.list("")) == []
+
+
+def test_failed_batch_applies_nothing(storage: Storage) -> None:
+    put_all(storage, ["existing"], b"old")
+    not_bytes: Any = object()
+    not_an_op: Any = "not-an-op"
+    ops = [Put("first", b"1"), Delete("existing"), Put("existing2", b"2"), Put("broken", not_bytes), Put("after", b"3")]
+    with pytest.raises(TypeError):
+        run(storage.batch(ops))
+    assert run(storage.scan("", prefix_end(""))) == [("existing", b"old")]
+    with pytest.raises(TypeError):
+        run(storage.batch([Put("first", b"1"), not_an_op]))
+    assert run(storage.get("first")) is None
+    # the backend is still usable afterwards
+    run(storage.put("first", b"1"))
+    assert run(storage.get("first")) == b"1"
+
+
+# -- SQLite specifics ----------------------------------------------------------
+
+
+def test_sqlite_failed_batch_rolls_back_midway(tmp_path: Path) -> None:
+    """The failing op is reached only after earlier statements ran in the transaction."""
+    db = SqliteStorage(str(tmp_path / "db.sqlite"))
+    try:
+        run(db.put("existing", b"old"))
+        before = run(db.scan("", prefix_end("")))
+        earlier: list[Any] = [Put(f"k{i}", b"x") for i in range(100)] + [Delete("existing")]
+
+        # rejected by the backend's own check on the writer thread
+        with pytest.raises(TypeError):
+            run(db.batch([*earlier, Put("bad", 42)]))  # type: ignore[arg-type]
+        assert run(db.scan("", prefix_end(""))) == before
+
+        # rejected by the sqlite3 driver while binding (a lone surrogate has no UTF-8 form)
+        with pytest.raises(UnicodeEncodeError):
+            run(db.batch([*earlier, Put("\ud800", b"y")]))
+        assert run(db.scan("", prefix_end(""))) == before
+
+        # no transaction is left open: the next write commits normally
+        run(db.put("after", b"ok"))
+        assert run(db.list("")) == ["after", "existing"]
+    finally:
+        run(db.close())
+
+
+def test_sqlite_persists_across_reopen(tmp_path: Path) -> None:
+    path = str(tmp_path / "nested" / "dir" / "coffer.db")  # parent dirs are created
+    db = SqliteStorage(path)
+    run(db.put("secret/a", b"\x00\xffpayload"))
+    run(db.batch([Put("secret/b", b"b"), Put("sys/x", b"x"), Delete("secret/a")]))
+    run(db.put("secret/a", b"again"))
+    run(db.close())
+    run(db.close())  # closing twice is harmless
+
+    db = SqliteStorage(path)
+    try:
+        assert run(db.get("secret/a")) == b"again"
+        assert run(db.list("")) == ["secret/", "sys/"]
+        assert run(db.list("secret/")) == ["a", "b"]
+    finally:
+        run(db.close())
+
+
+def test_sqlite_file_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "coffer.db"
+    db = SqliteStorage(str(path))
+    try:
+        run(db.put("k", b"v"))
+        conn = sqlite3.connect(path)
+        try:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("SELECT value FROM kv WHERE key = 'k'").fetchone()[0] == b"v"
+        finally:
+            conn.close()
+    finally:
+        run(db.close())
+
+
+def test_sqlite_reader_sees_writes_from_other_connection(tmp_path: Path) -> None:
+    path = tmp_path / "coffer.db"
+    db = SqliteStorage(str(path))
+    try:
+        assert run(db.get("k")) is None
+        other = sqlite3.connect(path)
+        with other:
+            other.execute("INSERT INTO kv (key, value) VALUES ('k', x'01')")
+        other.close()
+        assert run(db.get("k")) == b"\x01"
+    finally:
+        run(db.close())
+
+
+def test_sqlite_list_skips_big_folders(tmp_path: Path) -> None:
+    """Listing costs one query per child, not one per key below the prefix."""
+    db = SqliteStorage(str(tmp_path / "coffer.db"))
+    try:
+        keys = [f"top/big/{i:05d}" for i in range(20_000)]
+        keys += ["top/leaf", "top/small/a", "top/small/b/c", "other/x"]
+        put_all(db, keys)
+
+        statements: list[str] = []
+        db._reader.set_trace_callback(statements.append)
+        assert run(db.list("top/")) == ["big/", "leaf", "small/"]
+        assert len(statements) <= 4  # one per child, plus the final miss
+        statements.clear()
+        assert run(db.list("")) == ["other/", "top/"]
+        assert len(statements) <= 3
+        db._reader.set_trace_callback(None)
+    finally:
+        run(db.close())
+
+
+def test_sqlite_rejects_non_database_file(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is certainly not a SQLite database\n" * 200)
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        SqliteStorage(str(path))
+
+
+def test_sqlite_rejects_memory_database() -> None:
+    with pytest.raises(ValueError, match="file path"):
+        SqliteStorage(":memory:")
+
+
+def test_sqlite_write_after_close_fails(tmp_path: Path) -> None:
+    db = SqliteStorage(str(tmp_path / "coffer.db"))
+    run(db.close())
+    with pytest.raises(RuntimeError):
+        run(db.put("k", b"v"))
