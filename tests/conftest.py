@@ -1,0 +1,124 @@
+"""Shared test harness: real coffer servers in subprocesses on free ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import hvac
+import pytest
+import requests
+
+ROOT_TOKEN = "root"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class CofferProcess:
+    """A ``coffer server`` running as a subprocess."""
+
+    def __init__(self, args: list[str], port: int, home: Path, scheme: str = "http", verify: object = True) -> None:
+        self.args = args
+        self.port = port
+        self.home = home
+        self.addr = f"{scheme}://127.0.0.1:{port}"
+        self.verify = verify
+        self.proc: subprocess.Popen[str] | None = None
+        self.log_path = home / f"server-{port}.log"
+
+    def start(self, timeout: float = 20.0) -> CofferProcess:
+        env = {**os.environ, "HOME": str(self.home), "PYTHONUNBUFFERED": "1"}
+        self._log = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "coffer", "server", *self.args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, text=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                requests.get(self.url("sys/seal-status"), timeout=1, verify=self.verify)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server did not answer within {timeout}s:\n{self.log()}")
+
+    def url(self, path: str) -> str:
+        return f"{self.addr}/v1/{path}"
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def client(self, token: str | None = ROOT_TOKEN) -> hvac.Client:
+        return hvac.Client(url=self.addr, token=token, verify=self.verify)
+
+    def request(self, method: str, path: str, token: str | None = ROOT_TOKEN, **kwargs) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers.setdefault("X-Vault-Token", token)
+        return requests.request(method, self.url(path), headers=headers, timeout=30, verify=self.verify, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferProcess]:
+    """One shared dev server (root token ``root``); tests use unique paths."""
+    home = tmp_path_factory.mktemp("dev-home")
+    port = free_port()
+    server = CofferProcess(["-dev", "-dev-root-token-id", ROOT_TOKEN, "-dev-listen-address", f"127.0.0.1:{port}"],
+                           port, home).start()
+    yield server
+    server.stop()
+
+
+def write_config(directory: Path, port: int, extra: str = "", storage: str | None = None) -> Path:
+    storage = storage or f'storage "sqlite" {{\n  path = "{directory / "coffer.db"}"\n}}'
+    path = directory / "coffer.hcl"
+    path.write_text(
+        f'{storage}\n\nlistener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n{extra}\n'
+    )
+    return path
+
+
+@pytest.fixture
+def sqlite_server(tmp_path: Path) -> Iterator[CofferProcess]:
+    """An uninitialized server on a SQLite file in tmp_path (restartable)."""
+    port = free_port()
+    config = write_config(tmp_path, port)
+    server = CofferProcess(["-config", str(config)], port, tmp_path).start()
+    yield server
+    server.stop()
+
+
+def init_and_unseal(server: CofferProcess, shares: int = 1, threshold: int = 1) -> tuple[list[str], str]:
+    r = server.request("PUT", "sys/init", token=None, json={"secret_shares": shares, "secret_threshold": threshold})
+    r.raise_for_status()
+    body = r.json()
+    for key in body["keys"][:threshold]:
+        server.request("PUT", "sys/unseal", token=None, json={"key": key}).raise_for_status()
+    return body["keys"], body["root_token"]
