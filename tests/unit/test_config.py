@@ -219,7 +219,7 @@ def test_sqlite_path_must_not_be_blank() -> None:
 def test_only_one_storage_block() -> None:
     err = config_error('storage "inmem" {}\n' + PLAIN_LISTENER + 'storage "sqlite" { path = "a.db" }\n')
     assert 'only one "storage" block' in str(err)
-    assert "lines 1, 4" in str(err)
+    assert "lines 1, 5" in str(err)
 
 
 def test_repeated_storage_block_of_the_same_type_is_caught() -> None:
@@ -304,7 +304,7 @@ def test_tls_disable_spellings(written: str, expected: bool) -> None:
     assert config.listener.tls_disable is expected
 
 
-@pytest.mark.parametrize("written", ['"yes"', "2", '"maybe"', "[true]"])
+@pytest.mark.parametrize("written", ['"yes"', "2", '"maybe"', '["true"]'])
 def test_tls_disable_refuses_other_values(written: str) -> None:
     err = config_error(INMEM + f'listener "tcp" {{\n  tls_disable = {written}\n}}\n')
     assert "tls_disable must be true or false" in str(err)
@@ -383,7 +383,8 @@ def test_several_listeners_use_the_first_and_warn() -> None:
     assert config.listener == ListenerConfig(address="127.0.0.1:8200", tls_disable=True)
     assert len(config.warnings) == 1
     assert "found 2 listener blocks" in config.warnings[0]
-    assert "lines 2, 6" in config.warnings[0]
+    assert "lines 3, 7" in config.warnings[0]
+    assert config.warnings[0].startswith("config.hcl: line 7: ")
 
 
 def test_several_listeners_in_json() -> None:
@@ -400,7 +401,7 @@ def test_several_listeners_in_json() -> None:
 def test_client_certificate_requirement_is_refused() -> None:
     err = config_error(INMEM + 'listener "tcp" {\n tls_disable = true\n tls_require_and_verify_client_cert = true\n}\n')
     assert "tls_require_and_verify_client_cert" in str(err)
-    assert err.line == 3
+    assert err.line == 4
 
 
 # --------------------------------------------------------------------------
@@ -409,7 +410,7 @@ def test_client_certificate_requirement_is_refused() -> None:
 
 def test_unknown_top_level_key_is_a_warning() -> None:
     config = parse(INMEM + PLAIN_LISTENER + "foo = 1\n")
-    assert config.warnings == ['config.hcl: line 4: unknown configuration key "foo" (ignored)']
+    assert config.warnings == ['config.hcl: line 5: unknown configuration key "foo" (ignored)']
 
 
 def test_misspelt_key_gets_a_suggestion() -> None:
@@ -456,7 +457,7 @@ def test_seal_is_not_supported() -> None:
     (warning,) = config.warnings
     assert '"seal" is not supported' in warning
     assert "unknown" not in warning
-    assert warning.startswith("config.hcl: line 4: ")
+    assert warning.startswith("config.hcl: line 5: ")
 
 
 def test_unknown_keys_in_json_are_warnings_too() -> None:
@@ -489,13 +490,13 @@ def test_zero_ttl_means_the_default() -> None:
 def test_default_ttl_longer_than_max_ttl() -> None:
     err = config_error(INMEM + PLAIN_LISTENER + 'max_lease_ttl = "1h"\ndefault_lease_ttl = "2h"\n')
     assert "default_lease_ttl (2h0m0s) is longer than max_lease_ttl (1h0m0s)" in str(err)
-    assert err.line == 5
+    assert err.line == 6
 
 
 @pytest.mark.parametrize("value", ['"abc"', "true", '"-1h"', '"1 hour"'])
 def test_bad_ttl(value: str) -> None:
     err = config_error(INMEM + PLAIN_LISTENER + f"max_lease_ttl = {value}\n")
-    assert str(err).startswith("config.hcl: line 4: max_lease_ttl: invalid duration")
+    assert str(err).startswith("config.hcl: line 5: max_lease_ttl: invalid duration")
 
 
 @pytest.mark.parametrize(("written", "level"), [('"INFO"', "info"), ('"warning"', "warn"), ('"trace"', "trace")])
@@ -515,7 +516,7 @@ def test_bad_log_level() -> None:
 def test_scalar_types_are_checked(text: str, message: str) -> None:
     err = config_error(INMEM + PLAIN_LISTENER + text)
     assert message in str(err)
-    assert err.line == 4
+    assert err.line == 5
 
 
 # --------------------------------------------------------------------------

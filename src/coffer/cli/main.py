@@ -1,76 +1,70 @@
-"""The ``coffer`` command line. Flags work in Vault's Go style (``-dev``,
-``-format=json``) and in the GNU style (``--dev``, ``--format json``)."""
+"""The ``coffer`` command line.
+
+Flags work in Vault's Go style (``-format=json``) and the GNU style
+(``--format json``). Exit codes follow the vault CLI: 0 success, 1 a usage
+error (the command's usage is printed), 2 an error from the server or the
+connection.
+"""
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from coffer import __version__
-
-
-def flag(name: str, **kwargs):
-    """An option spelled both ``-name`` and ``--name``."""
-    return click.option(f"-{name}", f"--{name}", name.replace("-", "_"), **kwargs)
+from coffer.cli import leases, operator, paths, policies, secrets, tokens
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help", "-help"]})
-@click.version_option(__version__, "-v", "--version", "-version", message="coffer v%(version)s")
 def cli() -> None:
     """coffer: a secrets server that speaks Vault's HTTP API.
 
     \b
     Examples:
       coffer server -dev
-      coffer read secret/hello
+      coffer mount aws
+      coffer write aws/config/root access_key=AKIA... secret_key=... region=us-east-1
+      coffer read aws/creds/deploy
     """
 
 
 @cli.command()
-@flag("dev", is_flag=True, help="Run an in-memory, unsealed development server.")
-@flag("config", type=click.Path(dir_okay=False), help="Path to a server config file (HCL or JSON).")
-@flag("dev-root-token-id", envvar="COFFER_DEV_ROOT_TOKEN_ID", help="The root token's value in dev mode.")
-@flag("dev-listen-address", default="127.0.0.1:8200", show_default=True, envvar="COFFER_DEV_LISTEN_ADDRESS",
-      help="Address a dev server listens on.")
-@flag("log-level", default=None, help="Log level: debug, info, warn, error.")
-def server(dev: bool, config: str | None, dev_root_token_id: str | None, dev_listen_address: str,
-           log_level: str | None) -> None:
-    """Start a coffer server.
+def version() -> None:
+    """Print coffer's version.
 
     \b
-    Examples:
-      coffer server -dev
-      coffer server -dev -dev-root-token-id=root -dev-listen-address=127.0.0.1:8300
-      coffer server -config=/etc/coffer/coffer.hcl
+    Example:
+      coffer version
     """
-    from coffer.config import ConfigError, ListenerConfig, ServerConfig, StorageConfig, load_config
-    from coffer.server import run
+    click.echo(f"coffer v{__version__}")
 
-    if not dev and not config:
-        raise click.UsageError("give -config=FILE for a real server, or -dev for a development server")
-    if dev:
-        cfg = ServerConfig(storage=StorageConfig("inmem"),
-                           listener=ListenerConfig(address=dev_listen_address, tls_disable=True))
-    else:
-        try:
-            cfg = load_config(config)
-        except ConfigError as exc:
-            click.echo(f"Error loading configuration: {exc}", err=True)
-            sys.exit(1)
-    if log_level:
-        cfg.log_level = log_level
+
+for command in (
+    operator.server, operator.status, operator.operator,
+    paths.read, paths.write, paths.delete, paths.list_, paths.path_help,
+    secrets.secrets, secrets.mount, secrets.unmount, secrets.mounts, secrets.remount, secrets.mount_tune,
+    tokens.token, tokens.login,
+    leases.lease, leases.revoke_legacy, leases.renew_legacy,
+    policies.policy, policies.audit,
+):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
     try:
-        run(cfg, dev=dev, dev_root_token_id=dev_root_token_id, announce=lambda m: click.echo(m))
-    except (OSError, ValueError) as exc:
-        click.echo(f"Error starting the server: {exc}", err=True)
+        cli.main(args=argv, prog_name="coffer", standalone_mode=False)
+    except click.UsageError as exc:
+        if exc.ctx is not None:
+            click.echo(exc.ctx.get_usage(), err=True)
+        click.echo(f"\nError: {exc.format_message()}", err=True)
         sys.exit(1)
-
-
-def main() -> None:
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    cli(prog_name="coffer")
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,99 @@
+"""What every API command shares: connection flags, output flags, K=V input."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from coffer.cli import output
+from coffer.client import ApiError, Client, ConnectionFailed
+
+
+def flag(name: str, dest: str | None = None, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An option spelled both ``-name`` (Vault's Go style) and ``--name``."""
+    return click.option(f"-{name}", f"--{name}", dest or name.replace("-", "_"), **kwargs)
+
+
+class Env:
+    """The client and output settings one command runs with."""
+
+    def __init__(self, address: str | None, ca_cert: str | None, tls_skip_verify: bool, fmt: str,
+                 field: str | None) -> None:
+        self.address, self.ca_cert, self.tls_skip_verify = address, ca_cert, tls_skip_verify
+        self.format, self.field = fmt, field
+
+    @functools.cached_property
+    def client(self) -> Client:
+        return Client(self.address, ca_cert=self.ca_cert, tls_skip_verify=self.tls_skip_verify)
+
+    def show(self, body: Any) -> None:
+        output.show(body, self.format, self.field)
+
+
+def api_command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the connection and output flags; pass an ``Env`` as ``env``; render API errors."""
+
+    @flag("address", help="Server address (else COFFER_ADDR, VAULT_ADDR, http://127.0.0.1:8200).")
+    @flag("ca-cert", help="CA certificate file to verify the server (else COFFER_CACERT).")
+    @flag("tls-skip-verify", is_flag=True, help="Do not verify the server's TLS certificate (insecure).")
+    @flag("format", "fmt", type=click.Choice(output.FORMATS), default="table", show_default=True,
+          help="Output format.")
+    @flag("field", help="Print only this field's raw value.")
+    @functools.wraps(fn)
+    def wrapper(address: str | None, ca_cert: str | None, tls_skip_verify: bool, fmt: str, field: str | None,
+                **kwargs: Any) -> Any:
+        env = Env(address, ca_cert, tls_skip_verify, fmt, field)
+        try:
+            return fn(env=env, **kwargs)
+        except ApiError as exc:
+            render_api_error(exc)
+            sys.exit(2)
+        except ConnectionFailed as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def render_api_error(exc: ApiError) -> None:
+    lines = ["Error making API request.", "", f"URL: {exc.method} {exc.url}", f"Code: {exc.status}. Errors:", ""]
+    lines += [f"* {e}" for e in exc.errors] or ["* (no error message)"]
+    click.echo("\n".join(lines), err=True)
+
+
+def _value(raw: str) -> Any:
+    if raw == "-":
+        return sys.stdin.read()
+    if raw.startswith("@"):
+        try:
+            return Path(raw[1:]).expanduser().read_text()
+        except OSError as exc:
+            raise click.UsageError(f"cannot read {raw[1:]}: {exc.strerror}") from None
+    return raw
+
+
+def parse_pairs(args: tuple[str, ...]) -> dict[str, Any]:
+    """``K=V``, ``K=@file``, ``K=-`` (stdin), ``@file.json`` or a lone ``-`` (a JSON object on stdin)."""
+    data: dict[str, Any] = {}
+    for arg in args:
+        if arg == "-" or (arg.startswith("@") and "=" not in arg):
+            text = _value(arg)
+            try:
+                obj = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                raise click.UsageError(f"expected a JSON object from {arg}: {exc}") from None
+            if not isinstance(obj, dict):
+                raise click.UsageError(f"expected a JSON object from {arg}")
+            data.update(obj)
+            continue
+        key, sep, value = arg.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f'expected KEY=VALUE, got "{arg}"')
+        data[key] = _value(value)
+    return data

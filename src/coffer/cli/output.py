@@ -1,0 +1,99 @@
+"""How the CLI shows answers: a Key/Value table, JSON, YAML or one field."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import orjson
+import yaml
+
+FORMATS = ("table", "json", "yaml")
+
+
+def scalar(value: Any) -> str:
+    """A value the way the vault CLI prints it in a table."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + " ".join(scalar(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{scalar(v)}" for k, v in sorted(value.items())) + "]"
+    return str(value)
+
+
+def rows_for(body: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Table rows: lease fields first, then auth fields, then data keys sorted."""
+    rows: list[tuple[str, Any]] = []
+    if body.get("lease_id") or body.get("lease_duration"):
+        rows += [("lease_id", body.get("lease_id", "")), ("lease_duration", body.get("lease_duration", 0)),
+                 ("lease_renewable", body.get("renewable", False))]
+    auth = body.get("auth")
+    if auth:
+        rows += [
+            ("token", auth.get("client_token")),
+            ("token_accessor", auth.get("accessor")),
+            ("token_duration", f"{auth.get('lease_duration', 0)}s" if auth.get("lease_duration") else "∞"),
+            ("token_renewable", auth.get("renewable")),
+            ("token_policies", auth.get("token_policies")),
+            ("identity_policies", auth.get("identity_policies") or []),
+            ("policies", auth.get("policies")),
+        ]
+        rows += [(f"token_meta_{k}", v) for k, v in sorted((auth.get("metadata") or {}).items())]
+    data = body.get("data")
+    if isinstance(data, dict):
+        rows += sorted(data.items())
+    return rows
+
+
+def table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("Key", "Value")) -> str:
+    width = max([len(header[0])] + [len(k) for k, _ in rows]) + 2
+    lines = [f"{header[0]:<{width}}{header[1]}"]
+    lines += [f"{k:<{width}}{scalar(v)}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def show(body: Any, fmt: str = "table", field: str | None = None) -> None:
+    """Print a server answer in the chosen format."""
+    if field:
+        value = pick(body, field)
+        text = value if isinstance(value, str) else (scalar(value) if fmt == "table" else dump(value, fmt))
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    if fmt != "table":
+        click.echo(dump(body, fmt))
+        return
+    if isinstance(body, dict):
+        click.echo(table(rows_for(body)) if "data" in body or "auth" in body else table(sorted(body.items())))
+
+
+def show_list(body: Any, fmt: str = "table") -> None:
+    if fmt != "table":
+        click.echo(dump(body, fmt))
+        return
+    keys = (body or {}).get("data", {}).get("keys", [])
+    click.echo("\n".join(["Keys", "----", *keys]))
+
+
+def pick(body: Any, field: str) -> Any:
+    """One field of an answer: from data, then auth (with token_* aliases), then the top level."""
+    if isinstance(body, dict):
+        data = body.get("data")
+        if isinstance(data, dict) and field in data:
+            return data[field]
+        for name, value in rows_for(body):
+            if name == field:
+                return value
+        if field in body:
+            return body[field]
+    raise click.ClickException(f'field "{field}" not present in the answer')
+
+
+def dump(value: Any, fmt: str) -> str:
+    if fmt == "yaml":
+        return yaml.safe_dump(value, sort_keys=True, default_flow_style=False).rstrip()
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()

@@ -1,0 +1,204 @@
+"""``coffer secrets ...`` and the 2015 spellings ``mount``, ``unmount``, ``mounts``,
+``remount``, ``mount-tune``."""
+
+from __future__ import annotations
+
+import click
+
+from coffer.cli.common import Env, api_command, flag
+from coffer.cli.output import scalar
+
+
+def _ttl_flags(fn):
+    fn = flag("default-lease-ttl", help="Default lease TTL, e.g. 1h.")(fn)
+    return flag("max-lease-ttl", help="Maximum lease TTL, e.g. 24h.")(fn)
+
+
+def _enable(env: Env, engine: str, path: str | None, description: str | None, default_lease_ttl: str | None,
+            max_lease_ttl: str | None) -> None:
+    path = (path or engine).strip("/")
+    config = {k: v for k, v in (("default_lease_ttl", default_lease_ttl), ("max_lease_ttl", max_lease_ttl)) if v}
+    env.client.write(f"sys/mounts/{path}", {"type": engine, "description": description or "", "config": config})
+
+
+@click.group()
+def secrets() -> None:
+    """Enable, disable, list, tune and move secrets engines."""
+
+
+@secrets.command("enable")
+@click.argument("engine")
+@flag("path", help="Where to mount it (default: the engine type).")
+@flag("description", help="A description shown in listings.")
+@_ttl_flags
+@api_command
+def enable(env: Env, engine: str, path: str | None, description: str | None, default_lease_ttl: str | None,
+           max_lease_ttl: str | None) -> None:
+    """Mount a secrets engine.
+
+    \b
+    Example:
+      coffer secrets enable -path=aws-prod aws
+    """
+    _enable(env, engine, path, description, default_lease_ttl, max_lease_ttl)
+    path = (path or engine).strip("/")
+    click.echo(f"Success! Enabled the {engine} secrets engine at: {path}/")
+
+
+@click.command("mount")
+@click.argument("engine")
+@flag("path", help="Where to mount it (default: the engine type).")
+@flag("description", help="A description shown in listings.")
+@_ttl_flags
+@api_command
+def mount(env: Env, engine: str, path: str | None, description: str | None, default_lease_ttl: str | None,
+          max_lease_ttl: str | None) -> None:
+    """Mount a secrets engine (older spelling of `secrets enable`).
+
+    \b
+    Example:
+      coffer mount aws
+    """
+    _enable(env, engine, path, description, default_lease_ttl, max_lease_ttl)
+    click.echo(f"Successfully mounted '{engine}' at '{(path or engine).strip('/')}'!")
+
+
+@secrets.command("disable")
+@click.argument("path")
+@api_command
+def disable(env: Env, path: str) -> None:
+    """Unmount a secrets engine: its leases are revoked and its data deleted.
+
+    \b
+    Example:
+      coffer secrets disable aws-prod
+    """
+    env.client.delete(f"sys/mounts/{path.strip('/')}")
+    click.echo(f"Success! Disabled the secrets engine (if it existed) at: {path.strip('/')}/")
+
+
+@click.command("unmount")
+@click.argument("path")
+@api_command
+def unmount(env: Env, path: str) -> None:
+    """Unmount a secrets engine (older spelling of `secrets disable`).
+
+    \b
+    Example:
+      coffer unmount aws
+    """
+    env.client.delete(f"sys/mounts/{path.strip('/')}")
+    click.echo(f"Successfully unmounted '{path.strip('/')}' if it was mounted")
+
+
+def _list(env: Env, detailed: bool) -> None:
+    body = env.client.read("sys/mounts")
+    if env.format != "table" or env.field:
+        env.show(body)
+        return
+    mounts = body["data"]
+    headers = ["Path", "Type", "Accessor", "Description"]
+    rows = [[p, m["type"], m["accessor"], m["description"]] for p, m in sorted(mounts.items())]
+    if detailed:
+        headers[3:3] = ["Default TTL", "Max TTL"]
+        for row, (_, m) in zip(rows, sorted(mounts.items()), strict=True):
+            row[3:3] = [scalar(m["config"]["default_lease_ttl"] or "system"),
+                        scalar(m["config"]["max_lease_ttl"] or "system")]
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) + 4 for i in range(len(headers))]
+    for r in [headers, ["-" * len(h) for h in headers], *rows]:
+        click.echo("".join(f"{str(c):<{w}}" for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+@secrets.command("list")
+@flag("detailed", is_flag=True, help="Show TTLs too.")
+@api_command
+def list_(env: Env, detailed: bool) -> None:
+    """List mounted secrets engines.
+
+    \b
+    Example:
+      coffer secrets list -detailed
+    """
+    _list(env, detailed)
+
+
+@click.command("mounts")
+@api_command
+def mounts(env: Env) -> None:
+    """List mounted secrets engines (older spelling of `secrets list`).
+
+    \b
+    Example:
+      coffer mounts
+    """
+    _list(env, True)
+
+
+def _tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str | None,
+          description: str | None) -> None:
+    data = {k: v for k, v in (("default_lease_ttl", default_lease_ttl), ("max_lease_ttl", max_lease_ttl),
+                              ("description", description)) if v is not None}
+    env.client.write(f"sys/mounts/{path.strip('/')}/tune", data)
+    click.echo(f"Success! Tuned the secrets engine at: {path.strip('/')}/")
+
+
+@secrets.command("tune")
+@click.argument("path")
+@_ttl_flags
+@flag("description", help="A new description.")
+@api_command
+def tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str | None,
+         description: str | None) -> None:
+    """Change a mount's lease TTLs or description.
+
+    \b
+    Example:
+      coffer secrets tune -default-lease-ttl=30m aws
+    """
+    _tune(env, path, default_lease_ttl, max_lease_ttl, description)
+
+
+@click.command("mount-tune")
+@click.argument("path")
+@_ttl_flags
+@flag("description", help="A new description.")
+@api_command
+def mount_tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str | None,
+               description: str | None) -> None:
+    """Tune a mount (older spelling of `secrets tune`).
+
+    \b
+    Example:
+      coffer mount-tune -max-lease-ttl=24h aws
+    """
+    _tune(env, path, default_lease_ttl, max_lease_ttl, description)
+
+
+@secrets.command("move")
+@click.argument("source")
+@click.argument("destination")
+@api_command
+def move(env: Env, source: str, destination: str) -> None:
+    """Move a mount to a new path.
+
+    \b
+    Example:
+      coffer secrets move aws aws-prod
+    """
+    env.client.write("sys/remount", {"from": source, "to": destination})
+    click.echo(f"Success! Moved secrets engine {source.strip('/')}/ to: {destination.strip('/')}/")
+
+
+@click.command("remount")
+@click.argument("source")
+@click.argument("destination")
+@api_command
+def remount(env: Env, source: str, destination: str) -> None:
+    """Move a mount (older spelling of `secrets move`).
+
+    \b
+    Example:
+      coffer remount aws aws-prod
+    """
+    env.client.write("sys/remount", {"from": source, "to": destination})
+    click.echo(f"Successfully remounted '{source.strip('/')}' to '{destination.strip('/')}'!")
