@@ -71,6 +71,7 @@ _TOP_LEVEL_KEYS = frozenset(
         "ui",
         "log_level",
         "disable_mlock",
+        "plugin_directory",
     }
 )
 # Vault settings that make no difference to coffer: accepted without comment.
@@ -105,7 +106,6 @@ _TOP_LEVEL_IGNORED = frozenset(
         "log_rotate_duration",
         "log_rotate_max_files",
         "pid_file",
-        "plugin_directory",
         "plugin_file_permissions",
         "plugin_file_uid",
         "plugin_tmpdir",
@@ -235,6 +235,8 @@ class ServerConfig:
     ui: bool = False
     log_level: str = "info"
     disable_mlock: bool = True
+    #: A folder of Python engine modules (``<type>.py`` exposing ``factory``).
+    plugin_directory: str | None = None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -569,6 +571,7 @@ class _Builder:
             ui=self.bool_setting(data, "ui", False),
             log_level=self.log_level(data),
             disable_mlock=self.bool_setting(data, "disable_mlock", True),
+            plugin_directory=self.optional_str(data, "plugin_directory"),
             warnings=self.warnings,
         )
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from coffer.config import ServerConfig
 from coffer.core.core import Core
 from coffer.core.mounts import MountEntry
+from coffer.engines import builtin_engines, load_plugins
 from coffer.http.app import App
 from coffer.storage.base import Storage
 
@@ -53,9 +54,12 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
 
     listener = config.listener
     host, port = _split_address(listener.address)
+    engines = builtin_engines()
+    if config.plugin_directory:
+        engines.update(load_plugins(config.plugin_directory))
     storage = open_storage(config.storage.type, config.storage.options)
     core = Core(storage, default_lease_ttl=config.default_lease_ttl, max_lease_ttl=config.max_lease_ttl,
-                storage_type=config.storage.type)
+                storage_type=config.storage.type, engines=engines)
     await core.load_seal_config()
     tls = not listener.tls_disable
     server = Server(

@@ -240,7 +240,7 @@ def test_no_parent_needs_root(dev_server, token_maker):
     assert root_made["orphan"] is True
     parent = create(dev_server, policies=[token_maker], ttl="1h")["client_token"]
     r = dev_server.request("POST", "auth/token/create", token=parent, json={"no_parent": True})
-    assert r.status_code == 403, r.text
+    assert r.status_code == 400, r.text  # Vault: "root or sudo privileges required to create orphan token"
 
 
 def test_revoke_orphan_keeps_children(dev_server, token_maker):
@@ -301,13 +301,16 @@ def test_list_accessors(dev_server):
 
 def test_child_cannot_get_policy_parent_lacks(dev_server, token_maker):
     parent = create(dev_server, policies=[token_maker], ttl="1h")["client_token"]
-    with pytest.raises(hvac.exceptions.Forbidden):
+    # Vault answers 400 ("child policies must be subset of parent"), not 403.
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="subset of parent"):
         dev_server.client(parent).auth.token.create(policies=["some-other-policy"], ttl="1h")
     r = dev_server.request("POST", "auth/token/create", token=parent, json={"policies": ["root"]})
-    assert r.status_code == 403, r.text
-    # A subset is fine, and "default" may always be added.
+    assert r.status_code == 400, r.text
+    # A subset is fine, and "default" may be asked for since the parent has it.
     sub = dev_server.client(parent).auth.token.create(policies=[token_maker, "default"], ttl="1h")["auth"]
     assert sorted(sub["policies"]) == sorted(["default", token_maker])
+    only = dev_server.client(parent).auth.token.create(policies=[token_maker], ttl="1h")["auth"]
+    assert sorted(only["policies"]) == sorted(["default", token_maker])
 
 
 def test_child_inherits_parent_policies(dev_server, token_maker):
@@ -316,11 +319,13 @@ def test_child_inherits_parent_policies(dev_server, token_maker):
     assert sorted(child["policies"]) == sorted(["default", token_maker])
 
 
-def test_only_root_chooses_token_id(dev_server, token_maker):
+def test_only_root_or_sudo_chooses_token_id(dev_server, token_maker):
     parent = create(dev_server, policies=[token_maker], ttl="1h")["client_token"]
     wanted = "my-chosen-" + uuid.uuid4().hex
     r = dev_server.request("POST", "auth/token/create", token=parent, json={"id": wanted, "ttl": "1h"})
-    assert r.status_code == 403, r.text
+    # Vault: 400 "root or sudo privileges required to specify token id".
+    assert r.status_code == 400, r.text
+    assert "sudo" in r.json()["errors"][0]
     assert not alive(dev_server, wanted)
     made = create(dev_server, id=wanted, policies=["default"], ttl="1h")
     assert made["client_token"] == wanted
@@ -328,6 +333,39 @@ def test_only_root_chooses_token_id(dev_server, token_maker):
     # The same id again is refused.
     r = dev_server.request("POST", "auth/token/create", json={"id": wanted})
     assert r.status_code == 400, r.text
+
+
+def test_periodic_token_needs_sudo(dev_server, token_maker):
+    parent = create(dev_server, policies=[token_maker], ttl="1h")["client_token"]
+    r = dev_server.request("POST", "auth/token/create", token=parent, json={"period": "1h"})
+    assert r.status_code == 400, r.text
+
+
+def test_sudo_token_may_choose_id_and_policies_but_not_root(dev_server):
+    name = unique("token-sudo")
+    dev_server.request("PUT", f"sys/policy/{name}",
+                       json={"policy": 'path "auth/token/create" { capabilities = ["update", "sudo"] }'})
+    parent = create(dev_server, policies=[name], ttl="1h")["client_token"]
+    wanted = "sudo-chosen-" + uuid.uuid4().hex
+    child = create(dev_server, token=parent, id=wanted, policies=["anything-else"], ttl="1h")
+    assert child["client_token"] == wanted
+    assert child["policies"] == ["anything-else", "default"]
+    r = dev_server.request("POST", "auth/token/create", token=parent, json={"policies": ["root"]})
+    assert r.status_code == 400, r.text
+
+
+def test_limited_use_token_cannot_create_children(dev_server, token_maker):
+    parent = create(dev_server, policies=[token_maker], ttl="1h", num_uses=5)["client_token"]
+    r = dev_server.request("POST", "auth/token/create", token=parent, json={"ttl": "1h"})
+    assert r.status_code == 400, r.text
+
+
+def test_create_orphan_path_in_lookup(dev_server):
+    auth = create(dev_server, policies=["default"], ttl="1h")
+    r = dev_server.request("POST", "auth/token/create-orphan", json={"policies": ["default"], "ttl": "1h"})
+    assert r.status_code == 200, r.text
+    assert lookup(dev_server, auth["client_token"])["path"] == "auth/token/create"
+    assert lookup(dev_server, r.json()["auth"]["client_token"])["path"] == "auth/token/create-orphan"
 
 
 def test_no_default_policy(dev_server, token_maker):

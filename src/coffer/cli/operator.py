@@ -16,9 +16,10 @@ from coffer.cli.output import table
 @flag("dev-root-token-id", envvar="COFFER_DEV_ROOT_TOKEN_ID", help="The root token's value in dev mode.")
 @flag("dev-listen-address", default="127.0.0.1:8200", show_default=True, envvar="COFFER_DEV_LISTEN_ADDRESS",
       help="Address a dev server listens on.")
+@flag("dev-plugin-dir", type=click.Path(file_okay=False), help="Load engines from this folder in dev mode.")
 @flag("log-level", help="Log level: debug, info, warn, error.")
 def server(dev: bool, config: str | None, dev_root_token_id: str | None, dev_listen_address: str,
-           log_level: str | None) -> None:
+           dev_plugin_dir: str | None, log_level: str | None) -> None:
     """Start a coffer server.
 
     \b
@@ -33,7 +34,7 @@ def server(dev: bool, config: str | None, dev_root_token_id: str | None, dev_lis
     if not dev and not config:
         raise click.UsageError("give -config=FILE for a real server, or -dev for a development server")
     if dev:
-        cfg = ServerConfig(storage=StorageConfig("inmem"),
+        cfg = ServerConfig(storage=StorageConfig("inmem"), plugin_directory=dev_plugin_dir,
                            listener=ListenerConfig(address=dev_listen_address, tls_disable=True))
     else:
         try:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from coffer.core import shamir
 from coffer.core.barrier import Barrier
+from coffer.core.expiration import ExpirationManager, Lease
 from coffer.core.mounts import MountEntry, MountTable
 from coffer.core.policystore import PolicyStore
 from coffer.core.tokens import TokenEntry, TokenStore
@@ -63,6 +64,8 @@ class Core:
         self.max_lease_ttl = max_lease_ttl
         self.engines = engines if engines is not None else builtin_engines()
         self.tokens = TokenStore(self.barrier, default_lease_ttl, max_lease_ttl)
+        self.expiration = ExpirationManager(self.barrier, self._revoke_lease)
+        self.tokens.revoke_hooks.append(self._revoke_token_leases)
         self.policies = PolicyStore(self.barrier)
         self.mounts = MountTable(self.barrier)
         self.backends: dict[str, Backend] = {}
@@ -91,6 +94,12 @@ class Core:
 
     async def initialize(self, shares: int, threshold: int, root_token_id: str | None = None) -> tuple[list[bytes], str]:
         """Create the keyring and the root token; answer unseal keys and root token."""
+        # One init at a time (and none during an unseal): two concurrent inits
+        # would interleave two keyrings in storage and brick the server.
+        async with self._unseal_lock:
+            return await self._initialize(shares, threshold, root_token_id)
+
+    async def _initialize(self, shares: int, threshold: int, root_token_id: str | None) -> tuple[list[bytes], str]:
         if await self.load_seal_config() is not None:
             raise InvalidRequest("Vault is already initialized")
         if not 1 <= shares <= 255:
@@ -174,6 +183,7 @@ class Core:
 
     def _start_background(self) -> None:
         self._tasks.append(asyncio.create_task(self._periodic(self._expire_tokens, 1.0), name="token-expiry"))
+        self._tasks.append(asyncio.create_task(self._periodic(self.expiration.run, 1.0), name="lease-expiry"))
 
     async def _stop_background(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -208,6 +218,13 @@ class Core:
         entry = self.mounts.entries.get(path)
         if entry is None:
             return False
+        result = await self.expiration.revoke_prefix(path)
+        if result.failed:
+            first = next(iter(result.failed.items()))
+            raise InvalidRequest(
+                f"cannot unmount {path}: {len(result.failed)} lease(s) could not be revoked (e.g. {first[0]}: "
+                f"{first[1]}); fix the cause, or forget them with sys/leases/revoke-force/{path}, then retry"
+            )
         self.backends.pop(path, None)
         await self.mounts.remove(path)
         await StorageView(self.barrier, entry.storage_prefix).delete_tree()
@@ -259,9 +276,52 @@ class Core:
             await self._authorize(req, token, backend, rel)
         data = backend.field_data(path, captures, req)
         resp = await backend.handle(req, path, data)
+        if resp is not None and resp.secret is not None:
+            await self._lease(req, resp, entry, token)
         if token is not None and token.num_uses and await self.tokens.use(token):
             await self.tokens.revoke_tree(token)
         return resp
+
+    async def _lease(self, req: Request, resp: Response, entry: MountEntry | None, token: TokenEntry | None) -> None:
+        """Register the lease of a response that carries a secret."""
+        secret = resp.secret
+        assert secret is not None and entry is not None
+        mount_default = entry.default_lease_ttl or self.default_lease_ttl
+        max_ttl = min(m for m in (entry.max_lease_ttl or self.max_lease_ttl, secret.max_ttl) if m)
+        ttl = secret.ttl or mount_default
+        if ttl > max_ttl:
+            resp.warnings.append(f"TTL of {ttl}s exceeded the effective max_ttl of {max_ttl}s; TTL value is capped")
+            ttl = max_ttl
+        lease = await self.expiration.register(
+            req.path, entry.uuid, secret.type, secret.internal, ttl=ttl, max_ttl=max_ttl,
+            renewable=secret.renewable, token_hash=token.hash if token else "",
+        )
+        resp.lease_id, resp.lease_duration, resp.renewable = lease.lease_id, ttl, lease.renewable
+
+    def lease_request(self, lease: Lease, operation: str) -> tuple[Request, Backend]:
+        """A request an engine's renew/revoke callback runs with."""
+        entry = self.mounts.by_uuid(lease.mount_uuid)
+        if entry is None:
+            raise InvalidRequest(f"the mount that issued lease {lease.lease_id} no longer exists")
+        req = Request(operation=operation, path=lease.path, mount_point=entry.path, mount_type=entry.type,
+                      mount_accessor=entry.accessor, relative_path=lease.path[len(entry.path):],
+                      storage=StorageView(self.barrier, entry.storage_prefix),
+                      mount_config={"default_lease_ttl": entry.default_lease_ttl or self.default_lease_ttl,
+                                    "max_lease_ttl": entry.max_lease_ttl or self.max_lease_ttl})
+        return req, self.backends[entry.path]
+
+    async def _revoke_lease(self, lease: Lease) -> None:
+        if self.mounts.by_uuid(lease.mount_uuid) is None:
+            log.warning("lease %s belongs to a mount that is gone; forgetting it", lease.lease_id)
+            return
+        req, backend = self.lease_request(lease, "revoke")
+        secret_type = backend.secrets.get(lease.secret_type)
+        if secret_type is None:
+            raise InvalidRequest(f'the engine at {req.mount_point} has no secret type "{lease.secret_type}"')
+        await secret_type.revoke(req, lease.internal)
+
+    async def _revoke_token_leases(self, token: TokenEntry) -> None:
+        await self.expiration.revoke_for_token(token.hash)
 
     async def _authorize(self, req: Request, token: TokenEntry, backend: Backend, rel: str) -> None:
         if token.is_root:

@@ -103,6 +103,9 @@ class MountTable:
             end = probe.rfind("/", 0, end - 1) + 1
         return None
 
+    def by_uuid(self, mount_uuid: str) -> MountEntry | None:
+        return next((e for e in self.entries.values() if e.uuid == mount_uuid), None)
+
     def check_free(self, path: str) -> None:
         for reserved in RESERVED:
             if path.startswith(reserved) or reserved.startswith(path):

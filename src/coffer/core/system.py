@@ -7,12 +7,14 @@ import binascii
 import time
 from typing import TYPE_CHECKING, Any
 
-from coffer.core.mounts import MountEntry, normalize
+from coffer.core.lease_paths import SUDO_PATHS as LEASE_SUDO_PATHS
+from coffer.core.lease_paths import lease_paths
+from coffer.core.mounts import RESERVED, MountEntry, normalize
 from coffer.core.policy import ROOT_POLICY_NAME
 from coffer.durations import parse_duration
 from coffer.errors import InvalidRequest, NotFound
 from coffer.framework.backend import Backend, Path
-from coffer.framework.fields import Field, FieldData, FieldType
+from coffer.framework.fields import Field, FieldData, FieldType, convert
 from coffer.framework.request import Request, Response
 
 if TYPE_CHECKING:
@@ -75,6 +77,10 @@ def system_backend(core: Core) -> Backend:
         await core.seal()
 
     async def health(req: Request, d: FieldData) -> Response:
+        for name in health_fields:
+            if name.endswith("code") and not 200 <= d[name] <= 599:
+                raise InvalidRequest(f'invalid value for field "{name}": {d[name]} is not a usable HTTP '
+                                     "status code (200-599)")
         config = await core.load_seal_config()
         body = {
             "initialized": config is not None,
@@ -117,11 +123,12 @@ def system_backend(core: Core) -> Backend:
                     config[key] = parse_duration(raw_config[key])
                 except ValueError as exc:
                     raise InvalidRequest(f"invalid {key}: {exc}") from None
-        if "force_no_cache" in raw_config:
-            config["force_no_cache"] = bool(raw_config["force_no_cache"])
+        if raw_config.get("force_no_cache") is not None:
+            config["force_no_cache"] = convert("force_no_cache", Field(B), raw_config["force_no_cache"])
         default, maximum = config.get("default_lease_ttl", 0), config.get("max_lease_ttl", 0)
-        if default and maximum and default > maximum:
-            raise InvalidRequest("default_lease_ttl cannot be greater than max_lease_ttl")
+        if default and default > (maximum or core.max_lease_ttl):
+            raise InvalidRequest("default_lease_ttl cannot be greater than max_lease_ttl"
+                                 f" ({maximum or core.max_lease_ttl}s)")
         if maximum and maximum > core.max_lease_ttl:
             raise InvalidRequest(f"max_lease_ttl cannot exceed the server's max_lease_ttl ({core.max_lease_ttl}s)")
         return config
@@ -145,12 +152,15 @@ def system_backend(core: Core) -> Backend:
     async def read_mount(req: Request, d: FieldData) -> Response:
         return top(entry_for(d["path"]).describe())
 
+    def check_kv_version(mount_type: str, options: dict[str, str] | None) -> None:
+        if mount_type in ("kv", "generic") and str((options or {}).get("version", "1")) not in ("1", ""):
+            raise InvalidRequest("kv version 2 is not supported yet; mount kv with options version=1")
+
     async def enable(req: Request, d: FieldData) -> None:
         path = normalize(d["path"])
         d.require("type")
         mount_type = d["type"]
-        if mount_type == "kv" and str((d["options"] or {}).get("version", "1")) not in ("1", ""):
-            raise InvalidRequest("kv version 2 is not supported yet; mount kv with options version=1")
+        check_kv_version(mount_type, d["options"])
         entry = MountEntry(
             path=path, type=mount_type, description=d["description"] or "",
             config=ttl_config(d["config"] or {}),
@@ -160,7 +170,10 @@ def system_backend(core: Core) -> Backend:
         await core.mount(entry)
 
     async def disable(req: Request, d: FieldData) -> None:
-        await core.unmount(normalize(d["path"]))
+        path = normalize(d["path"])
+        if any(path.startswith(r) for r in RESERVED):
+            raise InvalidRequest(f'cannot unmount "{path}": it belongs to coffer itself')
+        await core.unmount(path)
 
     async def read_tune(req: Request, d: FieldData) -> Response:
         path = normalize(d["path"])
@@ -178,7 +191,10 @@ def system_backend(core: Core) -> Backend:
 
     async def tune(req: Request, d: FieldData) -> None:
         entry = entry_for(d["path"])
-        entry.config = ttl_config(d.given(), entry.config)
+        config = ttl_config(d.given(), entry.config)
+        if "options" in d:
+            check_kv_version(entry.type, d["options"])
+        entry.config = config
         if "description" in d:
             entry.description = d["description"]
         if "options" in d:
@@ -272,7 +288,9 @@ def system_backend(core: Core) -> Backend:
     async def key_status(req: Request, d: FieldData) -> Response:
         term = core.barrier.key_status()
         installed = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(term.install_time))
-        return Response(data={"term": term.number, "install_time": installed, "encryptions": None})
+        # Vault documents term/install_time at the top level; hvac reads data.
+        return Response(data={"term": term.number, "install_time": installed, "encryptions": None},
+                        data_at_top_level=True)
 
     async def openapi(req: Request, d: FieldData) -> Response:
         paths: dict[str, Any] = {}
@@ -370,9 +388,10 @@ def system_backend(core: Core) -> Backend:
             Path("rotate", {"write": rotate}, synopsis="Add a new encryption key term (needs sudo)."),
             Path("key-status", {"read": key_status}, synopsis="The active encryption key term."),
             Path("internal/specs/openapi", {"read": openapi}, synopsis="The OpenAPI document of every path."),
+            *lease_paths(core),
         ],
         help=HELP,
         unauthenticated=("init", "seal-status", "unseal", "health", "leader"),
-        sudo_paths=("seal", "rotate", "remount", "audit", "audit/*"),
+        sudo_paths=("seal", "rotate", "remount", "audit", "audit/*", *LEASE_SUDO_PATHS),
     )
     return backend

@@ -34,21 +34,40 @@ def token_backend(core: Core) -> Backend:
         sudo = parent.is_root or await has_sudo(req)
         if d["type"] not in ("", "service", "default"):
             raise InvalidRequest(f'token type "{d["type"]}" is not supported; use "service"')
+        # Vault answers 400 (not 403) for each of these refusals.
+        if parent.num_uses:
+            raise InvalidRequest("restricted use token cannot generate child tokens")
         if d["id"] and not sudo:
-            raise PermissionDenied("root or sudo privileges are required to choose a token id")
+            raise InvalidRequest("root or sudo privileges required to specify token id")
         if d["no_parent"] and not sudo:
-            raise PermissionDenied("root or sudo privileges are required to create an orphan token")
+            raise InvalidRequest("root or sudo privileges required to create orphan token")
+        if d["period"] and not sudo:
+            raise InvalidRequest("root or sudo privileges required to create periodic token")
         if d["num_uses"] < 0:
             raise InvalidRequest("num_uses cannot be negative")
-        policies = d["policies"] if "policies" in d else [p for p in parent.policies if p != "default"]
-        policies = sorted({p.strip().lower() for p in policies if p.strip()})
-        if not parent.is_root:
-            extra = set(policies) - set(parent.policies) - {"default"}
-            if extra:
-                raise PermissionDenied(f"child policies must be a subset of the parent's; not allowed: "
-                                       f"{', '.join(sorted(extra))}")
-        if not d["no_default_policy"] and "root" not in policies and "default" not in policies:
-            policies.append("default")
+        wanted = [p.strip().lower() for p in (d["policies"] if "policies" in d else []) if p.strip()]
+        add_default = False
+        if not wanted:
+            # No policies asked for: inherit the parent's as they are.
+            policies = set(parent.policies)
+        else:
+            policies = set(wanted)
+            if not sudo:
+                extra = policies - set(parent.policies)
+                if extra:
+                    raise InvalidRequest(f"child policies must be subset of parent; not allowed: "
+                                         f"{', '.join(sorted(extra))}")
+                add_default = "default" in parent.policies
+            else:
+                add_default = True
+        if "root" in policies:
+            policies = {"root"}
+            if not parent.is_root:
+                raise InvalidRequest("root tokens may not be created without parent token being root")
+        elif add_default and not d["no_default_policy"]:
+            policies.add("default")
+        if d["no_default_policy"]:
+            policies.discard("default")
         if not policies:
             raise InvalidRequest("a token needs at least one policy")
         name = re.sub(r"[^\w.-]+", "-", d["display_name"] or "").strip("-")
@@ -57,7 +76,7 @@ def token_backend(core: Core) -> Backend:
             ttl=d["ttl"], explicit_max_ttl=d["explicit_max_ttl"], period=d["period"],
             num_uses=d["num_uses"], renewable=d["renewable"],
             display_name=f"token-{name}" if name else "token", meta=d["meta"],
-            orphan=orphan or d["no_parent"],
+            orphan=orphan or d["no_parent"], path=f"auth/token/{req.relative_path}",
         )
         return Response(auth=entry.auth_block(token_id))
 

@@ -1,0 +1,365 @@
+"""Leases: coffer's promise that every credential it hands out is taken back.
+
+Leases live in storage, never all in memory. Each lease has one key in a
+time-ordered index (``due/<ms>/<lease id>``) holding the moment coffer must
+next act on it: its expiry, or its next revocation retry. The manager scans
+the front of that index, revokes what is due in bounded batches, and sleeps
+until the next due key (or until a new lease is due sooner).
+
+Storage layout (inside the barrier):
+  sys/expire/id/<lease id>               the lease (JSON)
+  sys/expire/due/<ms, 15 digits>/<lease id>
+  sys/expire/token/<token hash>/<lease id>
+  sys/expire/irrevocable/<lease id>      leases whose revocation keeps failing
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from coffer.errors import InvalidRequest
+from coffer.storage.base import Delete, Op, Put, Storage, prefix_end
+
+log = logging.getLogger("coffer.expiration")
+
+ID = "sys/expire/id/"
+DUE = "sys/expire/due/"
+TOKEN = "sys/expire/token/"
+IRREVOCABLE = "sys/expire/irrevocable/"
+
+#: Attempts before a lease is listed as irrevocable (then retried hourly).
+MAX_ATTEMPTS = 6
+IRREVOCABLE_RETRY = 3600.0
+BATCH = 500
+CONCURRENCY = 32
+
+
+def due_key(when: float, lease_id: str) -> str:
+    return f"{DUE}{int(when * 1000):015d}/{lease_id}"
+
+
+def backoff(attempt: int, base: float = 1.0, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter: attempt 1 waits up to ~1 s, then 2, 4 ..."""
+    return random.uniform(0.5, 1.0) * min(cap, base * 2 ** (attempt - 1))
+
+
+@dataclass(slots=True)
+class Lease:
+    lease_id: str
+    path: str  # the request path that created it
+    mount_uuid: str
+    secret_type: str
+    internal: dict[str, Any]
+    issue_time: float
+    expire_time: float
+    max_expire_time: float
+    renewable: bool
+    ttl: int
+    token_hash: str = ""
+    last_renewal: float = 0.0
+    due: float = 0.0  # the moment its due key points at
+    attempts: int = 0
+    last_error: str = ""
+    last_attempt: float = 0.0
+    irrevocable: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def remaining(self, now: float | None = None) -> int:
+        return max(0, int(self.expire_time - (now or time.time())))
+
+    def index_ops(self) -> list[Op]:
+        ops: list[Op] = [Put(ID + self.lease_id, orjson.dumps(asdict(self))),
+                         Put(due_key(self.due, self.lease_id), b"")]
+        if self.token_hash:
+            ops.append(Put(f"{TOKEN}{self.token_hash}/{self.lease_id}", b""))
+        return ops
+
+    def removal_ops(self) -> list[Op]:
+        ops: list[Op] = [Delete(ID + self.lease_id), Delete(due_key(self.due, self.lease_id)),
+                         Delete(IRREVOCABLE + self.lease_id)]
+        if self.token_hash:
+            ops.append(Delete(f"{TOKEN}{self.token_hash}/{self.lease_id}"))
+        return ops
+
+
+#: Calls the engine's revoke for a lease; raises on failure.
+Revoker = Callable[[Lease], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class PrefixResult:
+    revoked: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class ExpirationManager:
+    def __init__(self, storage: Storage, revoker: Revoker) -> None:
+        self.storage = storage
+        self.revoker = revoker
+        self._wake = asyncio.Event()
+        self._next_due = float("inf")
+        self._inflight: dict[str, asyncio.Future[bool]] = {}
+        self._sem = asyncio.Semaphore(CONCURRENCY)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- registration and lookup -------------------------------------------
+
+    async def register(self, path: str, mount_uuid: str, secret_type: str, internal: dict[str, Any], *,
+                       ttl: int, max_ttl: int, renewable: bool, token_hash: str) -> Lease:
+        now = time.time()
+        lease = Lease(
+            lease_id=f"{path.rstrip('/')}/{uuid.uuid4()}", path=path, mount_uuid=mount_uuid,
+            secret_type=secret_type, internal=internal, issue_time=now, expire_time=now + ttl,
+            max_expire_time=now + max_ttl, renewable=renewable, ttl=ttl, token_hash=token_hash, due=now + ttl,
+        )
+        await self.storage.batch(lease.index_ops())
+        self._schedule(lease.due)
+        return lease
+
+    async def get(self, lease_id: str) -> Lease | None:
+        if not lease_id or "//" in lease_id:
+            return None
+        raw = await self.storage.get(ID + lease_id)
+        return None if raw is None else Lease(**orjson.loads(raw))
+
+    async def require(self, lease_id: str) -> Lease:
+        lease = await self.get(lease_id)
+        if lease is None:
+            raise InvalidRequest("invalid lease")
+        return lease
+
+    async def list_prefix(self, prefix: str) -> list[str]:
+        return await self.storage.list(ID + prefix)
+
+    async def _save(self, lease: Lease, old_due: float) -> None:
+        ops = lease.index_ops()
+        if old_due != lease.due:
+            ops.append(Delete(due_key(old_due, lease.lease_id)))
+        await self.storage.batch(ops)
+        self._schedule(lease.due)
+
+    async def renew(self, lease: Lease, ttl: int) -> tuple[Lease, list[str]]:
+        """Extend ``lease`` by ``ttl`` seconds, never past its max; answers warnings."""
+        now = time.time()
+        if not lease.renewable:
+            raise InvalidRequest("lease is not renewable")
+        if lease.irrevocable or lease.attempts:
+            raise InvalidRequest("lease is being revoked and cannot be renewed")
+        left = lease.max_expire_time - now
+        if left < 1:
+            raise InvalidRequest("lease has reached its max TTL and cannot be renewed; request a new secret")
+        warnings = []
+        if ttl > left:
+            ttl = int(left)
+            warnings.append(f"TTL of {ttl}s is capped by the lease's max TTL")
+        old_due = lease.due
+        lease.ttl, lease.expire_time, lease.last_renewal, lease.due = ttl, now + ttl, now, now + ttl
+        await self._save(lease, old_due)
+        return lease, warnings
+
+    # -- revocation ----------------------------------------------------------
+
+    async def revoke(self, lease_id: str) -> None:
+        """Revoke one lease now; on failure it is queued for retries and the error raised."""
+        lease = await self.require(lease_id)
+        error = await self._revoke_once(lease)
+        if error:
+            raise InvalidRequest(f"failed to revoke lease {lease_id}: {error}; "
+                                 "coffer keeps it and retries in the background")
+
+    async def _revoke_once(self, lease: Lease) -> str:
+        """Revoke with de-duplication; answers '' on success or the error text."""
+        running = self._inflight.get(lease.lease_id)
+        if running is not None:
+            await asyncio.shield(running)
+            still = await self.get(lease.lease_id)
+            return "" if still is None else (still.last_error or "revocation failed")
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._inflight[lease.lease_id] = fut
+        try:
+            async with self._sem:
+                try:
+                    await self.revoker(lease)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the engine's failure, kept with the lease
+                    await self._failed(lease, exc)
+                    return str(exc) or type(exc).__name__
+            await self.storage.batch(lease.removal_ops())
+            return ""
+        finally:
+            fut.set_result(True)
+            del self._inflight[lease.lease_id]
+
+    async def _failed(self, lease: Lease, exc: Exception) -> None:
+        now = time.time()
+        old_due = lease.due
+        lease.attempts += 1
+        lease.last_error = (str(exc) or type(exc).__name__)[:2000]
+        lease.last_attempt = now
+        if lease.attempts >= MAX_ATTEMPTS:
+            if not lease.irrevocable:
+                log.warning("lease %s is irrevocable after %d attempts: %s", lease.lease_id, lease.attempts,
+                            lease.last_error)
+            lease.irrevocable = True
+            lease.due = now + IRREVOCABLE_RETRY
+        else:
+            lease.due = now + backoff(lease.attempts)
+        ops = lease.index_ops()
+        if old_due != lease.due:
+            ops.append(Delete(due_key(old_due, lease.lease_id)))
+        if lease.irrevocable:
+            ops.append(Put(IRREVOCABLE + lease.lease_id, b""))
+        await self.storage.batch(ops)
+        self._schedule(lease.due)
+
+    async def _revoke_all(self, leases: list[Lease], result: PrefixResult) -> None:
+        async def one(lease: Lease) -> None:
+            error = await self._revoke_once(lease)
+            if error:
+                result.failed[lease.lease_id] = error
+            else:
+                result.revoked += 1
+
+        await asyncio.gather(*(one(lease) for lease in leases))
+
+    async def _scan_leases(self, start: str, end: str) -> list[Lease]:
+        rows = await self.storage.scan(start, end, BATCH)
+        return [Lease(**orjson.loads(v)) for _, v in rows]
+
+    async def revoke_prefix(self, prefix: str, progress: Callable[[PrefixResult], None] | None = None
+                            ) -> PrefixResult:
+        """Revoke every lease whose id starts with ``prefix``; failures are queued, not fatal."""
+        result = PrefixResult()
+        start, end = ID + prefix, prefix_end(ID + prefix)
+        while True:
+            leases = await self._scan_leases(start, end)
+            if not leases:
+                return result
+            await self._revoke_all(leases, result)
+            start = ID + leases[-1].lease_id + "\x00"
+            if progress:
+                progress(result)
+
+    async def revoke_force(self, prefix: str) -> int:
+        """Forget every lease under ``prefix`` without calling the engine."""
+        count = 0
+        start, end = ID + prefix, prefix_end(ID + prefix)
+        while leases := await self._scan_leases(start, end):
+            ops: list[Op] = [op for lease in leases for op in lease.removal_ops()]
+            await self.storage.batch(ops)
+            count += len(leases)
+        return count
+
+    async def revoke_for_token(self, token_hash: str) -> PrefixResult:
+        result = PrefixResult()
+        start, end = f"{TOKEN}{token_hash}/", prefix_end(f"{TOKEN}{token_hash}/")
+        while True:
+            rows = await self.storage.scan(start, end, BATCH)
+            if not rows:
+                return result
+            leases = []
+            for key, _ in rows:
+                lease = await self.get(key[len(start):])
+                if lease is None:
+                    await self.storage.delete(key)
+                else:
+                    leases.append(lease)
+            await self._revoke_all(leases, result)
+            start = rows[-1][0] + "\x00"
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        """Run ``coro`` in the background, keeping a reference until it ends."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- listings --------------------------------------------------------------
+
+    async def count(self, prefix: str = "") -> int:
+        total = 0
+        start, end = ID + prefix, prefix_end(ID + prefix)
+        while rows := await self.storage.scan(start, end, 5000):
+            total += len(rows)
+            start = rows[-1][0] + "\x00"
+        return total
+
+    async def irrevocable(self, limit: int = 1000) -> list[Lease]:
+        rows = await self.storage.scan(IRREVOCABLE, prefix_end(IRREVOCABLE), limit)
+        found = []
+        for key, _ in rows:
+            lease = await self.get(key[len(IRREVOCABLE):])
+            if lease is not None:
+                found.append(lease)
+        return found
+
+    async def tidy(self) -> int:
+        """Drop index keys whose lease is gone; answers how many."""
+        removed = 0
+        for prefix in (DUE, TOKEN, IRREVOCABLE):
+            start, end = prefix, prefix_end(prefix)
+            while rows := await self.storage.scan(start, end, BATCH):
+                stale = []
+                for key, _ in rows:
+                    rest = key[len(prefix):]
+                    lease_id = rest.split("/", 1)[1] if prefix != IRREVOCABLE else rest
+                    if await self.get(lease_id) is None:
+                        stale.append(Delete(key))
+                if stale:
+                    await self.storage.batch(stale)
+                    removed += len(stale)
+                start = rows[-1][0] + "\x00"
+        return removed
+
+    # -- the manager loop --------------------------------------------------------
+
+    def _schedule(self, when: float) -> None:
+        if when < self._next_due:
+            self._next_due = when
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Revoke due leases until cancelled."""
+        while True:
+            now = time.time()
+            rows = await self.storage.scan(DUE, f"{DUE}{int(now * 1000):015d}0", BATCH)
+            if rows:
+                await self._sweep(rows)
+                continue
+            head = await self.storage.scan(DUE, prefix_end(DUE), 1)
+            self._next_due = float("inf")
+            if head:
+                self._next_due = int(head[0][0][len(DUE):len(DUE) + 15]) / 1000
+            self._wake.clear()
+            delay = min(max(self._next_due - time.time(), 0.0), 60.0)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    async def _sweep(self, rows: list[tuple[str, bytes]]) -> None:
+        leases: list[Lease] = []
+        stale: list[Op] = []
+        for key, _ in rows:
+            lease_id = key[len(DUE) + 16:]
+            lease = await self.get(lease_id)
+            if lease is None or due_key(lease.due, lease_id) != key:
+                stale.append(Delete(key))
+            else:
+                leases.append(lease)
+        if stale:
+            await self.storage.batch(stale)
+        result = PrefixResult()
+        await self._revoke_all(leases, result)
+        if result.failed:
+            log.warning("%d of %d due leases failed to revoke; they will be retried", len(result.failed),
+                        len(leases))
