@@ -141,3 +141,26 @@ def lease_server(tmp_path: Path) -> Iterator[CofferProcess]:
     server.request("POST", "sys/mounts/things", token=root, json={"type": "leasetest"}).raise_for_status()
     yield server
     server.stop()
+
+
+# --- AWS: moto's server with IAM auth enforced, and a fault proxy (see tests/aws_support.py)
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory):
+    """One moto server for the session, admin bootstrapped (``moto.admin``)."""
+    from aws_support import MotoServer
+
+    server = MotoServer(log_dir=tmp_path_factory.mktemp("moto")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fault_proxy(moto):
+    """A fresh FaultProxy in front of the session's moto."""
+    from aws_support import FaultProxy
+
+    proxy = FaultProxy(moto.endpoint).start()
+    yield proxy
+    proxy.stop()

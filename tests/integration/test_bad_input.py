@@ -92,6 +92,20 @@ def test_bad_input_is_a_clear_4xx(dev_server, method, path, kwargs, status, text
         assert any(text in e for e in errors), f"error should mention {text!r}: {errors}"
 
 
+@pytest.mark.parametrize("field,value", [
+    ("num_uses", 99999999999999999999999),
+    ("explicit_max_ttl", 1e20),
+    ("period", 1e20),
+])
+def test_out_of_range_numbers_are_400_not_500(dev_server, field, value):
+    r = dev_server.request("POST", "auth/token/create", json={field: value, "policies": ["default"]})
+    assert r.status_code == 400, (
+        f"{field}={value!r} must be refused as bad input, got {r.status_code} {r.text[:200]}; "
+        "framework/fields.py (_to_int / duration conversion) accepts integers beyond 64 bits, "
+        "which then crash orjson in core/tokens.py _write (TypeError: Integer exceeds 64-bit range)")
+    assert field in r.json()["errors"][0]
+
+
 def test_bad_input_changed_nothing(dev_server):
     """None of the refused requests above mounted, wrote or created anything."""
     for c in CASES:

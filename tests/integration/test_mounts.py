@@ -341,3 +341,29 @@ def test_system_mounts_cannot_be_unmounted(dev_server, path):
     r = dev_server.request("DELETE", f"sys/mounts/{path}")
     assert r.status_code == 400, r.text
     assert dev_server.request("GET", "sys/mounts").status_code == 200
+
+
+def test_kv_read_lease_duration_hint_follows_mount_tune(dev_server):
+    # Vault's kv v1 answers lease_duration = the secret's "ttl" key, else the mount default.
+    path = unique("hint")
+    mount(dev_server, path)
+    put_secret(dev_server, f"{path}/plain", {"v": "1"})
+    put_secret(dev_server, f"{path}/timed", {"v": "1", "ttl": "30m"})
+    assert dev_server.request("GET", f"{path}/plain").json()["lease_duration"] == 768 * 3600
+    dev_server.request("POST", f"sys/mounts/{path}/tune", json={"default_lease_ttl": "1h"})
+    plain = dev_server.request("GET", f"{path}/plain").json()
+    assert plain["lease_duration"] == 3600 and plain["lease_id"] == "" and plain["renewable"] is False
+    timed = dev_server.request("GET", f"{path}/timed").json()
+    assert timed["lease_duration"] == 1800 and timed["data"] == {"v": "1", "ttl": "30m"}
+
+
+def test_help_on_token_path(dev_server):
+    r = dev_server.request("GET", "auth/token/create?help=1")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert "ttl (duration)" in body["help"] and "policies" in body["help"]
+    assert "/auth/token/create" in body["openapi"]["paths"]
+
+
+def test_help_on_unmounted_path_is_404(dev_server):
+    assert dev_server.request("GET", f"{unique('nomount')}/x?help=1").status_code == 404

@@ -174,6 +174,18 @@ def test_init_rejects_bad_parameters(sqlite_server, shares, threshold):
     init(sqlite_server)
 
 
+@pytest.mark.parametrize("extra", [
+    {"pgp_keys": ["a", "b", "c", "d", "e"]},
+    {"root_token_pgp_key": "mQENBF..."},
+])
+def test_init_refuses_pgp_rather_than_returning_plaintext_keys(sqlite_server, extra):
+    r = sqlite_server.request("PUT", "sys/init", token=None,
+                              json={"secret_shares": 5, "secret_threshold": 3, **extra})
+    assert r.status_code == 400, f"PGP-encrypted keys were asked for; got {r.status_code} {r.text[:200]}"
+    assert "pgp" in r.json()["errors"][0]
+    assert sqlite_server.request("GET", "sys/init", token=None).json() == {"initialized": False}
+
+
 # -- sealed --------------------------------------------------------------------
 
 

@@ -403,3 +403,23 @@ def test_expired_token_is_refused(dev_server):
     assert r.json() == {"errors": ["permission denied"]}
     r = dev_server.request("POST", "auth/token/lookup-accessor", json={"accessor": auth["accessor"]})
     assert r.status_code == 400
+
+
+def test_limited_use_token_stays_revoked_after_revoke_self(dev_server):
+    # The use count is written back after the request; it must not resurrect a token
+    # that the request itself revoked.
+    auth = create(dev_server, policies=["default"], ttl="1h", num_uses=5)
+    r = dev_server.request("POST", "auth/token/revoke-self", token=auth["client_token"])
+    assert r.status_code == 204, r.text
+    assert not alive(dev_server, auth["client_token"])
+    r = dev_server.request("POST", "auth/token/lookup", json={"token": auth["client_token"]})
+    assert r.status_code == 403, r.text
+
+
+def test_limited_use_token_revoked_by_another_request_stays_revoked(dev_server):
+    auth = create(dev_server, policies=["default"], ttl="1h", num_uses=5)
+    token = auth["client_token"]
+    assert alive(dev_server, token)
+    dev_server.client().auth.token.revoke(token)
+    assert not alive(dev_server, token)
+    assert dev_server.request("POST", "auth/token/lookup", json={"token": token}).status_code == 403

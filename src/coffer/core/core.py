@@ -27,13 +27,17 @@ from coffer.core.tokens import TokenEntry, TokenStore
 from coffer.errors import InvalidRequest, NotFound, PermissionDenied, Sealed
 from coffer.framework.backend import Backend
 from coffer.framework.request import CREATE, HELP, UPDATE, Request, Response
+from coffer.framework import wal
 from coffer.framework.storage import StorageView
+from coffer.storage.base import Delete
 from coffer.storage.base import Storage
 
 log = logging.getLogger("coffer.core")
 
 SEAL_CONFIG_PATH = "core/seal-config"
 DEFAULT_TTL = 768 * 3600
+ROLLBACK_EVERY = 60.0
+ROLLBACK_MIN_AGE = 300.0
 BackendFactory = Callable[[MountEntry], Backend]
 
 
@@ -184,6 +188,7 @@ class Core:
     def _start_background(self) -> None:
         self._tasks.append(asyncio.create_task(self._periodic(self._expire_tokens, 1.0), name="token-expiry"))
         self._tasks.append(asyncio.create_task(self._periodic(self.expiration.run, 1.0), name="lease-expiry"))
+        self._tasks.append(asyncio.create_task(self._rollbacks(), name="wal-rollback"))
 
     async def _stop_background(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -202,6 +207,20 @@ class Core:
             except Exception:  # a failed sweep must not kill the loop
                 log.exception("background job %s failed", getattr(job, "__name__", job))
             await asyncio.sleep(every)
+
+    async def _rollbacks(self) -> None:
+        """At unseal, undo every leftover write-ahead entry (no request of this process wrote it);
+        then, every minute, those older than five minutes."""
+        min_age = 0.0
+        while True:
+            try:
+                await self.rollback(min_age)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("rollback round failed")
+            min_age = ROLLBACK_MIN_AGE
+            await asyncio.sleep(ROLLBACK_EVERY)
 
     async def _expire_tokens(self) -> None:
         while await self.tokens.revoke_expired() >= 500:
@@ -267,8 +286,7 @@ class Core:
         path, captures = backend.route(rel)
         if entry is not None:
             req.mount_type, req.mount_accessor = entry.type, entry.accessor
-            req.mount_config = {"default_lease_ttl": entry.default_lease_ttl or self.default_lease_ttl,
-                                "max_lease_ttl": entry.max_lease_ttl or self.max_lease_ttl}
+            req.mount_config = self._mount_config(entry)
             req.storage = StorageView(self.barrier, entry.storage_prefix)
         if req.operation in (CREATE, UPDATE):
             req.operation = await backend.resolve_write(path, req, captures)
@@ -292,9 +310,12 @@ class Core:
         if ttl > max_ttl:
             resp.warnings.append(f"TTL of {ttl}s exceeded the effective max_ttl of {max_ttl}s; TTL value is capped")
             ttl = max_ttl
+        # The write-ahead entry goes in the same batch that records the lease.
+        wal_ops = [Delete(f"{entry.storage_prefix}{wal.WAL_PREFIX}{secret.wal_id}")] if secret.wal_id else []
         lease = await self.expiration.register(
             req.path, entry.uuid, secret.type, secret.internal, ttl=ttl, max_ttl=max_ttl,
             renewable=secret.renewable, token_hash=token.hash if token else "",
+            lease_id=secret.lease_id, extra_ops=wal_ops,
         )
         resp.lease_id, resp.lease_duration, resp.renewable = lease.lease_id, ttl, lease.renewable
 
@@ -303,12 +324,33 @@ class Core:
         entry = self.mounts.by_uuid(lease.mount_uuid)
         if entry is None:
             raise InvalidRequest(f"the mount that issued lease {lease.lease_id} no longer exists")
-        req = Request(operation=operation, path=lease.path, mount_point=entry.path, mount_type=entry.type,
-                      mount_accessor=entry.accessor, relative_path=lease.path[len(entry.path):],
-                      storage=StorageView(self.barrier, entry.storage_prefix),
-                      mount_config={"default_lease_ttl": entry.default_lease_ttl or self.default_lease_ttl,
-                                    "max_lease_ttl": entry.max_lease_ttl or self.max_lease_ttl})
-        return req, self.backends[entry.path]
+        return self._engine_request(entry, operation, lease.path), self.backends[entry.path]
+
+    def _mount_config(self, entry: MountEntry) -> dict[str, int]:
+        return {"default_lease_ttl": entry.default_lease_ttl or self.default_lease_ttl,
+                "max_lease_ttl": entry.max_lease_ttl or self.max_lease_ttl,
+                "mount_default_lease_ttl": entry.default_lease_ttl}
+
+    def _engine_request(self, entry: MountEntry, operation: str, path: str) -> Request:
+        return Request(operation=operation, path=path, mount_point=entry.path, mount_type=entry.type,
+                       mount_accessor=entry.accessor, relative_path=path[len(entry.path):],
+                       storage=StorageView(self.barrier, entry.storage_prefix), mount_config=self._mount_config(entry))
+
+    async def rollback(self, min_age: float) -> None:
+        """Run engines' rollbacks for write-ahead entries older than ``min_age`` seconds."""
+        for entry in list(self.mounts.entries.values()):
+            backend = self.backends.get(entry.path)
+            if backend is None or backend.rollback is None:
+                continue
+            req = self._engine_request(entry, "rollback", entry.path)
+            assert req.storage is not None
+            for item in await wal.entries(req.storage, older_than=min_age):
+                try:
+                    await backend.rollback(req, item.kind, item.data)
+                except Exception as exc:  # kept; the next round retries
+                    log.warning("rollback of %s at %s failed (will retry): %s", item.kind, entry.path, exc)
+                    continue
+                await wal.delete(req.storage, item.id)
 
     async def _revoke_lease(self, lease: Lease) -> None:
         if self.mounts.by_uuid(lease.mount_uuid) is None:

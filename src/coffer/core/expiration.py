@@ -114,14 +114,16 @@ class ExpirationManager:
     # -- registration and lookup -------------------------------------------
 
     async def register(self, path: str, mount_uuid: str, secret_type: str, internal: dict[str, Any], *,
-                       ttl: int, max_ttl: int, renewable: bool, token_hash: str) -> Lease:
+                       ttl: int, max_ttl: int, renewable: bool, token_hash: str, lease_id: str = "",
+                       extra_ops: list[Op] | None = None) -> Lease:
+        """Record a new lease (and ``extra_ops``, in the same atomic batch)."""
         now = time.time()
         lease = Lease(
-            lease_id=f"{path.rstrip('/')}/{uuid.uuid4()}", path=path, mount_uuid=mount_uuid,
+            lease_id=lease_id or f"{path.rstrip('/')}/{uuid.uuid4()}", path=path, mount_uuid=mount_uuid,
             secret_type=secret_type, internal=internal, issue_time=now, expire_time=now + ttl,
             max_expire_time=now + max_ttl, renewable=renewable, ttl=ttl, token_hash=token_hash, due=now + ttl,
         )
-        await self.storage.batch(lease.index_ops())
+        await self.storage.batch(lease.index_ops() + (extra_ops or []))
         self._schedule(lease.due)
         return lease
 

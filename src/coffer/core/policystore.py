@@ -49,7 +49,10 @@ class PolicyStore:
         try:
             parse_policy(name, text)
         except PolicyError as exc:
-            raise InvalidRequest(f"failed to parse policy: {exc}") from None
+            message = str(exc)
+            if not message.startswith("failed to parse policy"):
+                message = f"failed to parse policy: {message}"
+            raise InvalidRequest(message) from None
         await self.storage.put(PREFIX + name, orjson.dumps({"name": name, "policy": text}))
         self.clear_cache()
 

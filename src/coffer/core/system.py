@@ -55,6 +55,10 @@ def system_backend(core: Core) -> Backend:
 
     async def init(req: Request, d: FieldData) -> Response:
         d.require("secret_shares", "secret_threshold")
+        if d["pgp_keys"] or d["root_token_pgp_key"]:
+            # never hand out plaintext keys to a caller who asked for them encrypted
+            raise InvalidRequest("pgp_keys and root_token_pgp_key are not supported; "
+                                 "initialize without them to receive the keys in plaintext")
         keys, root_token = await core.initialize(d["secret_shares"], d["secret_threshold"])
         return raw({
             "keys": [k.hex() for k in keys],
@@ -373,7 +377,7 @@ def system_backend(core: Core) -> Backend:
                                                  "to": Field(S, "The new mount path.")},
                  synopsis="Move a mount to a new path."),
             Path("auth", {"read": list_auth}, synopsis="List the auth methods."),
-            Path("policy", {"read": list_policies, "list": list_acl}, synopsis="List the ACL policies."),
+            Path("policy/?", {"read": list_policies, "list": list_acl}, synopsis="List the ACL policies."),
             Path(rf"policy/{any_name}", {"read": read_policy, "write": write_policy, "delete": delete_policy},
                  policy_fields, synopsis="Read, write or delete an ACL policy."),
             Path(r"policies/acl/?", {"list": list_acl}, synopsis="List the ACL policies."),

@@ -256,10 +256,16 @@ class TokenStore:
         """Count one use of a limited-use token; True if that was its last."""
         if not entry.num_uses:
             return False
-        entry.num_uses -= 1
-        if entry.num_uses == 0:
+        # Count against what is stored now: the request may have revoked the
+        # token (revoke-self), and writing it back would bring it back to life.
+        stored = await self._load(entry.hash)
+        if stored is None:
+            return False
+        stored.num_uses -= 1
+        entry.num_uses = stored.num_uses
+        if stored.num_uses <= 0:
             return True
-        await self._write(entry, old_expire=entry.expire_time)
+        await self._write(stored, old_expire=stored.expire_time)
         return False
 
     async def children(self, token_hash: str) -> list[str]:

@@ -7,6 +7,7 @@ and read back whole. Listing a folder answers its immediate children.
 from __future__ import annotations
 
 from coffer.core.mounts import MountEntry
+from coffer.durations import parse_duration
 from coffer.errors import InvalidRequest
 from coffer.framework.backend import Backend, Path
 from coffer.framework.fields import FieldData
@@ -33,7 +34,18 @@ async def _exists(req: Request, captures: dict[str, str]) -> bool:
 async def _read(req: Request, d: FieldData) -> Response | None:
     assert req.storage is not None
     value = await req.storage.get_json(_key(req))
-    return None if value is None else Response(data=value)
+    if value is None:
+        return None
+    # As Vault's kv v1: lease_duration is a refresh hint, the secret's own
+    # "ttl" (or older "lease") key, else the mount's default lease TTL.
+    hint = req.mount_config.get("default_lease_ttl", 0)
+    raw_ttl = value.get("ttl", value.get("lease")) if isinstance(value, dict) else None
+    if raw_ttl is not None:
+        try:
+            hint = parse_duration(raw_ttl)
+        except ValueError:
+            pass
+    return Response(data=value, lease_duration=hint)
 
 
 async def _write(req: Request, d: FieldData) -> None:

@@ -19,6 +19,7 @@ from coffer.framework.request import CREATE, DELETE, HELP, LIST, READ, UPDATE, R
 
 Handler = Callable[[Request, FieldData], Awaitable[Response | None]]
 ExistenceCheck = Callable[[Request, dict[str, str]], Awaitable[bool]]
+Rollback = Callable[[Request, str, dict[str, Any]], Awaitable[None]]
 
 # Building blocks for patterns, named like the captures they make.
 NAME = r"\w(?:[\w.-]*\w)?"
@@ -81,12 +82,19 @@ def openapi_template(pattern: str) -> str:
         if p.startswith("(?P<", i):
             end = p.index(">", i)
             name = p[i + 4 : end]
-            depth, j = 1, end + 1
+            depth, j, class_start = 1, end + 1, -1  # class_start: first index inside [...], or -1
             while depth and j < len(p):
                 if p[j] == "\\":
                     j += 2
                     continue
-                depth += {"(": 1, ")": -1}.get(p[j], 0)
+                if class_start >= 0:
+                    # Parentheses inside [...] are literal; a "]" right after "[" or "[^" is too.
+                    if p[j] == "]" and j > class_start:
+                        class_start = -1
+                elif p[j] == "[":
+                    class_start = j + 2 if p.startswith("[^", j) else j + 1
+                else:
+                    depth += {"(": 1, ")": -1}.get(p[j], 0)
                 j += 1
             out.append("{" + name + "}")
             i = j
@@ -126,6 +134,7 @@ class Backend:
         secrets: list[SecretType] | None = None,
         unauthenticated: tuple[str, ...] = (),
         sudo_paths: tuple[str, ...] = (),
+        rollback: Rollback | None = None,
     ) -> None:
         self.paths = paths
         self.help = help
@@ -133,6 +142,8 @@ class Backend:
         self.unauthenticated = unauthenticated
         #: Globs (Vault style, trailing ``*``) that need the sudo capability.
         self.sudo_paths = sudo_paths
+        #: Undoes what a write-ahead entry announced (see framework.wal).
+        self.rollback = rollback
 
     def route(self, path: str) -> tuple[Path, dict[str, str]]:
         for p in self.paths:

@@ -143,11 +143,21 @@ _CONVERTERS = {
 }
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: Vault's durations are 64-bit nanosecond counts: about 292 years.
+_MAX_DURATION = _INT64_MAX // 1_000_000_000
+
+
 def convert(name: str, field: Field, value: Any) -> Any:
     try:
         result = _CONVERTERS[field.type](value)
     except ValueError as exc:
         raise InvalidRequest(f'invalid value for field "{name}": {exc}') from None
+    if field.type is FieldType.INT and not _INT64_MIN <= result <= _INT64_MAX:
+        raise InvalidRequest(f'invalid value for field "{name}": {value!r} is out of range (64-bit integer)')
+    if field.type is FieldType.DURATION and result > _MAX_DURATION:
+        raise InvalidRequest(f'invalid value for field "{name}": {value!r} is too long '
+                             f"(at most {_MAX_DURATION} seconds)")
     if field.allowed and result not in field.allowed:
         choices = ", ".join(str(a) for a in field.allowed)
         raise InvalidRequest(f'invalid value for field "{name}": "{result}" is not one of {choices}')

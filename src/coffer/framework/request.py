@@ -36,6 +36,7 @@ class Request:
     relative_path: str = ""
     storage: StorageView | None = None
     token: TokenEntry | None = None
+    #: default_lease_ttl / max_lease_ttl in effect, and mount_default_lease_ttl as tuned (0: not tuned).
     mount_config: dict[str, int] = field(default_factory=dict)
 
 
@@ -48,6 +49,10 @@ class Secret:
     ttl: int = 0
     max_ttl: int = 0
     renewable: bool = True
+    #: A write-ahead entry (framework.wal) removed atomically with the lease's creation.
+    wal_id: str = ""
+    #: The lease id, when the engine needed it before answering (e.g. to tag what it made).
+    lease_id: str = ""
 
 
 @dataclass(slots=True)

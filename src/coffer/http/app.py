@@ -140,9 +140,12 @@ class App:
                 auth = headers.get("authorization", "")
                 token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
             client = scope.get("client")
+            path = raw_path[4:]  # ASGI servers already percent-decode scope["path"]
+            if operation == LIST and not path.endswith("/"):
+                path += "/"  # as in Vault: a list is always of a folder, for routing and the ACL alike
             req = Request(
                 operation=operation,
-                path=raw_path[4:],  # ASGI servers already percent-decode scope["path"]
+                path=path,
                 data=data,
                 client_token=token,
                 remote_addr=client[0] if client else "",
