@@ -5,6 +5,8 @@ Every case goes over real HTTP to the shared dev server (root token "root").
 
 from __future__ import annotations
 
+import http.client
+import json
 import uuid
 
 import pytest
@@ -127,18 +129,29 @@ def test_patch_does_not_overwrite_a_kv_v1_secret(dev_server):
 # -- body size -----------------------------------------------------------------------
 
 
-def test_body_over_32_mib_with_content_length_is_413(dev_server):
-    body = b'{"v": "' + b"x" * (32 * MiB) + b'"}'
-    r = dev_server.request("PUT", "secret/bad-input/huge", data=body, headers=JSON)
-    assert r.status_code == 413, r.text
-    check_envelope(r)
+def test_declared_body_over_32_mib_is_413_before_it_is_sent(dev_server):
+    """A Content-Length over the limit is refused from the headers alone."""
+    conn = http.client.HTTPConnection("127.0.0.1", dev_server.port, timeout=30)
+    try:
+        conn.putrequest("PUT", "/v1/secret/bad-input/huge")
+        conn.putheader("X-Vault-Token", "root")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(32 * MiB + 1))
+        conn.endheaders()  # and no body at all
+        resp = conn.getresponse()
+        assert resp.status == 413
+        assert resp.getheader("Cache-Control") == "no-store"
+        assert resp.getheader("Content-Type", "").startswith("application/json")
+        assert json.loads(resp.read())["errors"]
+    finally:
+        conn.close()
     assert dev_server.request("GET", "secret/bad-input/huge").status_code == 404
 
 
 def test_body_over_32_mib_chunked_is_413(dev_server):
-    def chunks():
+    def chunks():  # no Content-Length: the server must count while reading
         yield b'{"v": "'
-        for _ in range(33):
+        for _ in range(32):
             yield b"x" * MiB
         yield b'"}'
 

@@ -267,7 +267,7 @@ def test_unseal_rejects_garbage(sqlite_server, body):
     unseal_with(sqlite_server, keys[1:3])
 
 
-def test_unseal_with_shares_of_another_server_fails_and_resets(sqlite_server, tmp_path):
+def test_unseal_with_shares_of_another_server_fails_and_resets(sqlite_server):
     keys = init(sqlite_server)["keys"]
     # 33-byte shares with the right shape that do not combine to this root key
     foreign = ["01" + "11" * 32, "02" + "22" * 32, "03" + "33" * 32]

@@ -62,7 +62,7 @@ def sha(text: str) -> str:
         ('{{ "tab\\there" }}', "tab\there"),
         ('{{ "line\\nbreak" }}', "line\nbreak"),
         ('{{ "\\x41\\u00e9\\101" }}', "A\u00e9A"),
-        ("{{ `raw \\n \"string\"` }}", 'raw \\n "string"'),
+        ('{{ `raw \\n "string"` }}', 'raw \\n "string"'),
         ("{{ `multi\nline` }}", "multi\nline"),
         ('{{ "}}" }}', "}}"),
         # integer and boolean literals print like Go
@@ -395,8 +395,8 @@ def test_fields() -> None:
         ('{{ "\\q" }}', r"unknown escape sequence \\q", 1, 5),
         ("{{/* comment }}", r"unclosed comment", 1, 1),
         ("{{}}", r"missing pipeline", 1, 1),
-        ("{{ printf (uppercase \"x\" }}", r"unclosed '\(': expected '\)'", 1, 11),
-        ("{{ uppercase \"x\") }}", r"unexpected '\)'", 1, 17),
+        ('{{ printf (uppercase "x" }}', r"unclosed '\(': expected '\)'", 1, 11),
+        ('{{ uppercase "x") }}', r"unexpected '\)'", 1, 17),
         ("{{ () }}", r"empty parentheses", 1, 4),
         ("{{ .DisplayName | }}", r"missing function after '\|'", 1, 19),
         ('{{ printf "%s""x" }}', r"expected a space between arguments", 1, 15),
@@ -467,10 +467,17 @@ def test_compile_errors(text: str, message: str, line: int, column: int) -> None
         ("{{ printf .Fmt }}", {"Fmt": "%z"}, r"printf: unsupported verb %z"),
         # (or <string> <int>) has no static type, so these are checked while rendering
         ('{{ printf "%d" (or .Empty true) }}', {"Empty": ""}, r"printf: %d needs an integer argument, got bool"),
-        ('{{ truncate (or .X 5) "abc" }}', {"X": "x"}, r"wrong type for argument 1 of truncate: expected int, got string"),
+        (
+            '{{ truncate (or .X 5) "abc" }}',
+            {"X": "x"},
+            r"wrong type for argument 1 of truncate: expected int, got string",
+        ),
         ("{{ eq (or .A 2) 1 }}", {"A": "x"}, r"eq: incompatible types for comparison: string and int"),
-        ('{{ .X | replace "" "0123456789" | replace "" "0123456789" | replace "" "0123456789" }}',
-         {"X": "a" * 100}, r"replace: result would exceed"),
+        (
+            '{{ .X | replace "" "0123456789" | replace "" "0123456789" | replace "" "0123456789" }}',
+            {"X": "a" * 100},
+            r"replace: result would exceed",
+        ),
     ],
 )
 def test_render_errors(text: str, ctx: dict[str, object], message: str) -> None:

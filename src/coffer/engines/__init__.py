@@ -21,9 +21,9 @@ Factory = Callable[["MountEntry"], "Backend"]
 
 
 def builtin_engines() -> dict[str, Factory]:
-    from coffer.engines import kv
+    from coffer.engines import aws, kv
 
-    return {"kv": kv.factory, "generic": kv.factory}
+    return {"kv": kv.factory, "generic": kv.factory, "aws": aws.factory}
 
 
 def load_plugins(directory: str) -> dict[str, Factory]:

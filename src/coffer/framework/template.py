@@ -250,8 +250,20 @@ def _uuid() -> str:
 # Go time layouts (for ``timestamp``)
 # ---------------------------------------------------------------------------
 
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 # token -> (formatter(datetime, nanoseconds) -> str, maximum length)
@@ -526,10 +538,6 @@ def _printf(fmt: str, *args: object) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _truth(value: object) -> bool:
-    return bool(value)  # Go: "" / 0 / false are false
-
-
 def _same_kind(a: object, b: object) -> None:
     if _kind(a) != _kind(b):
         raise _EvalError(f"incompatible types for comparison: {_kind(a)} and {_kind(b)}")
@@ -733,18 +741,32 @@ _FUNCS: dict[str, _Func] = {
     for f in (
         _Func("random", (INT,), STR, _random, _b_random, deterministic=False, check=_check_random_length),
         _Func("truncate", (INT, STR), STR, _truncate, _b_truncate, check=_check_truncate),
-        _Func("truncate_sha256", (INT, STR), STR, _truncate_sha256, lambda a: _b_truncate(a, 8),
-              check=_check_truncate_sha256),
+        _Func(
+            "truncate_sha256",
+            (INT, STR),
+            STR,
+            _truncate_sha256,
+            lambda a: _b_truncate(a, 8),
+            check=_check_truncate_sha256,
+        ),
         _Func("uppercase", (STR,), STR, _uppercase, _same_bound),
         _Func("lowercase", (STR,), STR, _lowercase, _same_bound),
         _Func("replace", (STR, STR, STR), STR, _replace, _b_replace),
         _Func("sha256", (STR,), STR, _sha256, _const_bound(64)),
         _Func("base64", (STR,), STR, _base64, _b_base64),
         _Func("uuid", (), STR, _uuid, _const_bound(36), deterministic=False),
-        _Func("unix_time", (), STR, _unix_time, _const_bound(UNIX_TIME_MAX_DIGITS), deterministic=False,
-              needs_time=True),
-        _Func("unix_time_millis", (), STR, _unix_time_millis, _const_bound(UNIX_TIME_MILLIS_MAX_DIGITS),
-              deterministic=False, needs_time=True),
+        _Func(
+            "unix_time", (), STR, _unix_time, _const_bound(UNIX_TIME_MAX_DIGITS), deterministic=False, needs_time=True
+        ),
+        _Func(
+            "unix_time_millis",
+            (),
+            STR,
+            _unix_time_millis,
+            _const_bound(UNIX_TIME_MILLIS_MAX_DIGITS),
+            deterministic=False,
+            needs_time=True,
+        ),
         _Func("timestamp", (STR,), STR, _timestamp, _b_timestamp, deterministic=False, needs_time=True),
         _Func("printf", (STR,), STR, _printf, _b_printf, variadic=ANY),
         _Func("eq", (ANY, ANY), BOOL, _eq, _const_bound(5), variadic=ANY),
@@ -772,8 +794,7 @@ _WS = " \t\r\n"
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER_RE = re.compile(r"[+-]?(?:0[xX][0-9a-fA-F]+|[0-9]+)")
 _NUMBER_TAIL_RE = re.compile(r"[A-Za-z0-9_.]")
-_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "a": "\a", "b": "\b", "f": "\f",
-                   "v": "\v"}
+_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 _INT64_MAX = (1 << 63) - 1
 
 T_STRING, T_INT, T_BOOL, T_FIELD, T_IDENT, T_LPAREN, T_RPAREN, T_PIPE = range(8)
@@ -817,7 +838,7 @@ def _lex_string(src: str, p: int) -> tuple[str, int]:
     n = len(src)
     while True:
         if q >= n or src[q] == "\n":
-            raise TemplateError('unterminated string literal: expected closing \'"\'', src, p)
+            raise TemplateError("unterminated string literal: expected closing '\"'", src, p)
         ch = src[q]
         if ch == '"':
             return "".join(buf), q + 1
@@ -884,8 +905,7 @@ def _lex_action(src: str, start: int, p: int) -> tuple[list[_Tok], int, bool]:
         elif c == ".":
             m = _IDENT_RE.match(src, p + 1)
             if m is None:
-                raise TemplateError("bare '.' is not supported: expected a field name such as .DisplayName",
-                                    src, p)
+                raise TemplateError("bare '.' is not supported: expected a field name such as .DisplayName", src, p)
             q = m.end()
             if q < n and src[q] == ".":
                 raise TemplateError(f"chained field access .{m.group()}.… is not supported", src, p)
@@ -895,15 +915,17 @@ def _lex_action(src: str, start: int, p: int) -> tuple[list[_Tok], int, bool]:
             assert m is not None
             q = m.end()
             if q < n and _NUMBER_TAIL_RE.match(src, q):
-                raise TemplateError(f"bad number syntax {src[p:q + 1]!r}: only integer constants are supported",
-                                    src, p)
-            text = m.group()
-            if len(text.lstrip("+-")) > 1 and text.lstrip("+-")[0] == "0" and text.lstrip("+-")[1] in "0123456789":
-                raise TemplateError(f"bad number syntax {text!r}: leading zeros are not allowed", src, p)
-            value = int(text, 0)
-            if not -_INT64_MAX - 1 <= value <= _INT64_MAX:
-                raise TemplateError(f"integer constant {text} overflows int64", src, p)
-            toks.append(_Tok(T_INT, value, p, space))
+                raise TemplateError(
+                    f"bad number syntax {src[p : q + 1]!r}: only integer constants are supported", src, p
+                )
+            literal = m.group()
+            digits = literal.lstrip("+-")
+            if len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
+                raise TemplateError(f"bad number syntax {literal!r}: leading zeros are not allowed", src, p)
+            number = int(literal, 0)
+            if not -_INT64_MAX - 1 <= number <= _INT64_MAX:
+                raise TemplateError(f"integer constant {literal} overflows int64", src, p)
+            toks.append(_Tok(T_INT, number, p, space))
         elif c.isalpha() or c == "_":
             m = _IDENT_RE.match(src, p)
             assert m is not None
@@ -920,8 +942,7 @@ def _lex_action(src: str, start: int, p: int) -> tuple[list[_Tok], int, bool]:
         elif c == "'":
             raise TemplateError("character constants are not supported: use a double-quoted string", src, p)
         elif c == "-":
-            raise TemplateError("unexpected '-': a trim marker must be written ' -}}' (space before the dash)",
-                                src, p)
+            raise TemplateError("unexpected '-': a trim marker must be written ' -}}' (space before the dash)", src, p)
         else:
             raise TemplateError(f"unexpected character {c!r} in action", src, p)
         p = q
@@ -1087,8 +1108,7 @@ class _Parser:
             if tok is None or tok.kind in (T_PIPE, T_RPAREN):
                 break
             if operands and not tok.space_before:
-                raise self.error(f"unexpected {_describe(tok, self.src)}: expected a space between arguments",
-                                 tok.pos)
+                raise self.error(f"unexpected {_describe(tok, self.src)}: expected a space between arguments", tok.pos)
             operands.append(self.parse_operand(depth))
         if not operands:
             where = self.peek().pos if self.peek() is not None else self.end - 2  # type: ignore[union-attr]
@@ -1141,8 +1161,7 @@ class _Parser:
                 if name in _UNSUPPORTED_KEYWORDS:
                     raise self.error(f"{{{{{name}}}}} is not supported", tok.pos)
                 extra = " (Go built-in not supported here)" if name in _GO_BUILTINS else ""
-                raise self.error(f"unknown function {name!r}{extra}; available: {', '.join(sorted(_FUNCS))}",
-                                 tok.pos)
+                raise self.error(f"unknown function {name!r}{extra}; available: {', '.join(sorted(_FUNCS))}", tok.pos)
             return _Ident(func, tok.pos)
         raise self.error(f"unexpected {_describe(tok, self.src)}: expected a value", tok.pos)
 
@@ -1262,8 +1281,9 @@ class _Compiler:
         n, need = len(compiled), len(func.params)
         if n < need or (func.variadic is None and n > need):
             how = " (including the piped value)" if node.piped else ""
-            raise self.error(f"wrong number of arguments for {name}: expected {func.arity_text()}, got {n}{how}",
-                             node.pos)
+            raise self.error(
+                f"wrong number of arguments for {name}: expected {func.arity_text()}, got {n}{how}", node.pos
+            )
         # Static type checks, and runtime checks where the static type is unknown.
         fns: list[_Fn] = []
         for i, (fn, typ) in enumerate(compiled):
@@ -1340,8 +1360,9 @@ class _Compiler:
         def check(c: Mapping[str, str], t: int) -> Any:
             value = fn(c, t)
             if _kind(value) != want:
-                raise TemplateError(f"wrong type for argument {i + 1} of {name}: expected {want}, got {_kind(value)}",
-                                    src, pos)
+                raise TemplateError(
+                    f"wrong type for argument {i + 1} of {name}: expected {want}, got {_kind(value)}", src, pos
+                )
             return value
 
         return check
@@ -1353,14 +1374,13 @@ class _Compiler:
         try:
             if func.check is not None and type(consts[0]) is int:
                 func.check(consts[0])  # type: ignore[arg-type]
-            if func.name == "timestamp" and type(consts[0]) is str:
-                _parse_layout(consts[0])  # type: ignore[arg-type]
             if func.name == "printf" and type(consts[0]) is str:
                 pieces, count = _parse_format(consts[0])  # type: ignore[arg-type]
                 if count != len(compiled) - 1:
                     how = " (including the piped value)" if node.piped else ""
-                    raise _EvalError(f"format {consts[0]!r} has {count} verb(s) but {len(compiled) - 1} "
-                                     f"argument(s) were given{how}")
+                    raise _EvalError(
+                        f"format {consts[0]!r} has {count} verb(s) but {len(compiled) - 1} argument(s) were given{how}"
+                    )
                 verbs = [p for p in pieces if isinstance(p, _Verb)]
                 for k, (verb, (_fn, typ)) in enumerate(zip(verbs, compiled[1:], strict=True)):
                     if verb.verb == "d" and typ not in (INT, ANY):
@@ -1376,12 +1396,15 @@ class _Compiler:
 
     # -- bodies --
 
+    @staticmethod
+    def text(text: str) -> _Fn:
+        return lambda c, t: text
+
     def body(self, nodes: list[Any]) -> _Fn:
         parts: list[_Fn] = []
         for node in nodes:
             if isinstance(node, str):
-                text = node
-                parts.append(lambda c, t, _s=text: _s)
+                parts.append(self.text(node))
             elif isinstance(node, _Output):
                 fn, typ = self.pipe(node.pipe)
                 if typ != STR:
@@ -1438,7 +1461,13 @@ class _Analyzer:
 
     def call(self, node: _Call, piped: _AV | None = None) -> _AV:
         func = node.func
-        args = [piped if a is _PIPED else self.expr(a) for a in node.args]
+        args: list[_AV] = []
+        for a in node.args:
+            if a is _PIPED:
+                assert piped is not None
+                args.append(piped)
+            else:
+                args.append(self.expr(a))
         if func.name in ("and", "or"):
             want_truth = func.name == "or"
             candidates: list[_AV] = []
@@ -1450,8 +1479,10 @@ class _Analyzer:
                 return candidates[-1]
             bounds = [av.bound for av in candidates]
             types = {av.type for av in candidates}
-            return _AV(None if None in bounds else max(bounds),  # type: ignore[type-var]
-                       typ=types.pop() if len(types) == 1 else ANY)
+            return _AV(
+                None if None in bounds else max(bounds),  # type: ignore[type-var]
+                typ=types.pop() if len(types) == 1 else ANY,
+            )
         if func.deterministic and all(av.known for av in args):
             try:
                 value = func.impl(*[av.const for av in args])

@@ -1,0 +1,258 @@
+"""Issuing and tearing down IAM users, crash-safely.
+
+Issue: a WAL entry naming the user is written before the first AWS call;
+the user is created with its path, permissions boundary and tags in one
+call, then policies, groups and an access key follow. The WAL entry is
+removed in the same storage batch that records the lease (core does that),
+so at every instant either a lease or a WAL entry knows about the user.
+
+Teardown deletes everything that can hang off a user (keys, inline and
+attached policies, groups, login profile, MFA devices, SSH keys, signing
+certificates, service-specific credentials), paginating every listing, then
+the user. Steps the root credentials may not perform are skipped; if IAM
+then refuses DeleteUser, the error names what is left and what is missing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from botocore.parsers import ResponseParserError
+
+from coffer.engines.aws import config as cfg
+from coffer.engines.aws.clients import Clients, call, error_code, error_message, is_throttle
+from coffer.engines.aws.roles import Role, load_role
+from coffer.engines.aws.usernames import iam_username
+from coffer.errors import InvalidRequest, UpstreamError
+from coffer.framework import wal
+from coffer.framework.fields import FieldData
+from coffer.framework.request import Request, Response, Secret
+
+SECRET_TYPE = "access_keys"
+WAL_KIND = "iam_user"
+#: IAM is eventually consistent: a user missing this soon after creation may yet appear.
+CONSISTENCY_WINDOW = 300.0
+
+
+#: Listings every IAM endpoint has; the others may be missing from IAM look-alikes.
+_CORE_LISTINGS = {"list_access_keys", "list_user_policies", "list_attached_user_policies", "list_groups_for_user"}
+
+
+class StepError(Exception):
+    """One AWS call of a multi-step operation failed."""
+
+    def __init__(self, what: str, exc: Exception) -> None:
+        super().__init__(f"{what}: {error_message(exc)}")
+        self.cause = exc
+
+
+class UserGone(Exception):
+    """The IAM user does not exist."""
+
+
+def _step(what: str, fn: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(**kwargs)
+    except Exception as exc:
+        raise StepError(what, exc) from exc
+
+
+def create_user_sync(iam: Any, username: str, role_name: str, role: Role, tags: dict[str, str]) -> dict[str, str]:
+    """Every AWS call of issuing, in order (runs in the AWS thread pool)."""
+    params: dict[str, Any] = {"UserName": username}
+    if role.user_path:
+        params["Path"] = role.user_path
+    if role.permissions_boundary_arn:
+        params["PermissionsBoundary"] = role.permissions_boundary_arn
+    if tags:
+        params["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    _step("Error creating IAM user", iam.create_user, **params)
+    for arn in role.policy_arns:
+        _step("Error attaching user policy", iam.attach_user_policy, UserName=username, PolicyArn=arn)
+    if role.policy_document:
+        _step("Error putting user policy", iam.put_user_policy, UserName=username, PolicyName=role_name,
+              PolicyDocument=role.policy_document)
+    for group in role.iam_groups:
+        _step("Error adding user to group", iam.add_user_to_group, UserName=username, GroupName=group)
+    key = _step("Error creating access keys", iam.create_access_key, UserName=username)["AccessKey"]
+    return {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
+
+
+def delete_user_sync(iam: Any, username: str, unsupported: set[str] | None = None) -> None:
+    """Tear the user down completely; raises UserGone if it does not exist.
+
+    ``unsupported`` remembers listings the endpoint does not implement (some
+    IAM-compatible endpoints lack e.g. service-specific credentials); they
+    are skipped from then on.
+    """
+    refused: list[str] = []
+    left: list[str] = []
+    unsupported = unsupported if unsupported is not None else set()
+
+    def listing(method: str, key: str, permission: str, paginated: bool = True) -> list[dict[str, Any]]:
+        if method in unsupported:
+            return []
+        try:
+            if paginated:
+                pages = iam.get_paginator(method).paginate(UserName=username)
+                return [item for page in pages for item in page[key]]
+            return list(getattr(iam, method)(UserName=username)[key])
+        except ResponseParserError:
+            if method in _CORE_LISTINGS:
+                raise
+            unsupported.add(method)
+            return []
+        except Exception as exc:
+            code = error_code(exc)
+            if code == "NoSuchEntity":
+                raise UserGone(username) from exc
+            if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+                refused.append(permission)
+                left.append(key)
+                return []
+            raise StepError(f"Error listing {key} of user {username}", exc) from exc
+
+    def attempt(permission: str, what: str, fn: Any, **kwargs: Any) -> None:
+        try:
+            fn(UserName=username, **kwargs)
+        except Exception as exc:
+            code = error_code(exc)
+            if code == "NoSuchEntity":
+                return
+            if code in ("AccessDenied", "AccessDeniedException"):
+                refused.append(permission)
+                left.append(what)
+                return
+            raise StepError(f"Error removing {what} from user {username}", exc) from exc
+
+    for key in listing("list_access_keys", "AccessKeyMetadata", "iam:ListAccessKeys"):
+        attempt("iam:DeleteAccessKey", f"access key {key['AccessKeyId']}", iam.delete_access_key,
+                AccessKeyId=key["AccessKeyId"])
+    for name in listing("list_user_policies", "PolicyNames", "iam:ListUserPolicies"):
+        attempt("iam:DeleteUserPolicy", f"inline policy {name}", iam.delete_user_policy, PolicyName=name)
+    for policy in listing("list_attached_user_policies", "AttachedPolicies", "iam:ListAttachedUserPolicies"):
+        attempt("iam:DetachUserPolicy", f"managed policy {policy['PolicyArn']}", iam.detach_user_policy,
+                PolicyArn=policy["PolicyArn"])
+    for group in listing("list_groups_for_user", "Groups", "iam:ListGroupsForUser"):
+        attempt("iam:RemoveUserFromGroup", f"group {group['GroupName']}", iam.remove_user_from_group,
+                GroupName=group["GroupName"])
+    attempt("iam:DeleteLoginProfile", "login profile", iam.delete_login_profile)
+    for device in listing("list_mfa_devices", "MFADevices", "iam:ListMFADevices"):
+        attempt("iam:DeactivateMFADevice", f"MFA device {device['SerialNumber']}", iam.deactivate_mfa_device,
+                SerialNumber=device["SerialNumber"])
+    for ssh in listing("list_ssh_public_keys", "SSHPublicKeys", "iam:ListSSHPublicKeys"):
+        attempt("iam:DeleteSSHPublicKey", f"SSH key {ssh['SSHPublicKeyId']}", iam.delete_ssh_public_key,
+                SSHPublicKeyId=ssh["SSHPublicKeyId"])
+    for cert in listing("list_signing_certificates", "Certificates", "iam:ListSigningCertificates"):
+        attempt("iam:DeleteSigningCertificate", f"signing certificate {cert['CertificateId']}",
+                iam.delete_signing_certificate, CertificateId=cert["CertificateId"])
+    for cred in listing("list_service_specific_credentials", "ServiceSpecificCredentials",
+                        "iam:ListServiceSpecificCredentials", paginated=False):
+        attempt("iam:DeleteServiceSpecificCredential", f"service credential {cred['ServiceSpecificCredentialId']}",
+                iam.delete_service_specific_credential,
+                ServiceSpecificCredentialId=cred["ServiceSpecificCredentialId"])
+    try:
+        iam.delete_user(UserName=username)
+    except Exception as exc:
+        code = error_code(exc)
+        if code == "NoSuchEntity":
+            return
+        if code == "DeleteConflict" and refused:
+            raise StepError(
+                f"Error deleting IAM user {username}: it still has attachments coffer could not remove "
+                f"({', '.join(left)}) because the root credentials lack {', '.join(sorted(set(refused)))}",
+                exc) from exc
+        raise StepError(f"Error deleting IAM user {username}", exc) from exc
+
+
+def _upstream(exc: StepError) -> Exception:
+    """The error a caller sees for a failed AWS step: AWS's refusal is a 400, its trouble a 502."""
+    if is_throttle(exc.cause):
+        return UpstreamError(f"{exc} (AWS rate-limited the call; retry shortly)")
+    status = getattr(exc.cause, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if error_code(exc.cause) and status < 500:
+        return InvalidRequest(str(exc))
+    return UpstreamError(str(exc))
+
+
+class IamUsers:
+    """The iam_user credential type of one mount."""
+
+    def __init__(self) -> None:
+        self.clients = Clients()
+        self.unsupported: set[str] = set()
+
+    async def issue(self, req: Request, d: FieldData) -> Response:
+        assert req.storage is not None
+        name = d["name"]
+        role = await load_role(req.storage, name)
+        if role is None:
+            raise InvalidRequest(f'Role "{name}" not found')
+        config = await cfg.read_root(req.storage)
+        lease = await cfg.read_lease(req.storage)
+        display = req.token.display_name if req.token else "token"
+        username = iam_username(config.get("username_template", ""), display, name)
+        lease_id = f"{req.path.rstrip('/')}/{uuid.uuid4()}"
+        tags = dict(role.iam_tags)
+        if config.get("tag_users"):
+            tags.update({"coffer-mount": req.mount_point, "coffer-role": name, "coffer-lease-id": lease_id})
+        wal_id = await wal.put(req.storage, WAL_KIND, {"username": username})
+        iam = self.clients.iam(config)
+        try:
+            keys = await call(create_user_sync, iam, username, name, role, tags)
+        except StepError as exc:
+            await self._undo(iam, req, username, wal_id)
+            raise _upstream(exc) from None
+        mount_default = req.mount_config.get("mount_default_lease_ttl", 0)
+        ttl = lease["lease"] if lease else (mount_default or cfg.DEFAULT_LEASE)
+        max_ttl = lease["lease_max"] if lease else 0
+        return Response(
+            data={**keys, "session_token": None, "security_token": None},
+            secret=Secret(type=SECRET_TYPE, ttl=ttl, max_ttl=max_ttl, renewable=True, wal_id=wal_id,
+                          lease_id=lease_id,
+                          internal={"username": username, "role": name, "created": time.time(),
+                                    "is_sts": False}),
+        )
+
+    async def _undo(self, iam: Any, req: Request, username: str, wal_id: str) -> None:
+        """Remove a half-made user now; if that fails too, the WAL rollback retries later."""
+        assert req.storage is not None
+        try:
+            await call(delete_user_sync, iam, username, self.unsupported)
+        except UserGone:
+            pass
+        except Exception:
+            return
+        await wal.delete(req.storage, wal_id)
+
+    async def revoke(self, req: Request, internal: dict[str, Any]) -> None:
+        assert req.storage is not None
+        iam = self.clients.iam(await cfg.read_root(req.storage))
+        try:
+            await call(delete_user_sync, iam, internal["username"], self.unsupported)
+        except UserGone:
+            if time.time() - internal.get("created", 0) < CONSISTENCY_WINDOW:
+                raise RuntimeError(f"IAM user {internal['username']} is not visible yet (IAM is eventually "
+                                   "consistent); retrying") from None
+        except StepError as exc:
+            raise RuntimeError(str(exc)) from None
+
+    async def renew(self, req: Request, internal: dict[str, Any]) -> Response:
+        assert req.storage is not None
+        lease = await cfg.read_lease(req.storage)
+        mount_default = req.mount_config.get("mount_default_lease_ttl", 0)
+        ttl = lease["lease"] if lease else (mount_default or cfg.DEFAULT_LEASE)
+        return Response(secret=Secret(type=SECRET_TYPE, ttl=ttl))
+
+    async def rollback(self, req: Request, kind: str, data: dict[str, Any]) -> None:
+        """Delete a user whose WAL entry outlived its request (a crash or a failed undo)."""
+        assert req.storage is not None
+        iam = self.clients.iam(await cfg.read_root(req.storage))
+        try:
+            await call(delete_user_sync, iam, data["username"], self.unsupported)
+        except UserGone:
+            return
+        except StepError as exc:
+            raise RuntimeError(str(exc)) from None
