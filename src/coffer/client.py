@@ -6,6 +6,7 @@ nothing else, so no third-party HTTP stack is pulled into the CLI.
 
 from __future__ import annotations
 
+import http.client
 import os
 import ssl
 import urllib.error
@@ -87,7 +88,10 @@ class Client:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if self.token:
             headers["X-Vault-Token"] = self.token
-        req = urllib.request.Request(url, data=body, method=method, headers=headers)
+        try:
+            req = urllib.request.Request(url, data=body, method=method, headers=headers)
+        except ValueError as exc:
+            raise ConnectionFailed(f"invalid server address {self.address}: {exc}") from None
         try:
             with urllib.request.urlopen(req, timeout=self.timeout, context=self._ssl) as resp:
                 return Reply(resp.status, _json(resp.read()))
@@ -97,8 +101,11 @@ class Client:
                 return Reply(exc.code, payload)
             errors = payload.get("errors", []) if isinstance(payload, dict) else []
             raise ApiError(method, url, exc.code, [str(e) for e in errors]) from None
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
+                # Something answered that does not speak HTTP (BadStatusLine, IncompleteRead, ...).
+                reason = f"not an HTTP answer ({type(exc).__name__}: {exc})"
             raise ConnectionFailed(f"cannot reach the server at {self.address}: {reason}") from None
 
     # Shorthands for the logical operations.

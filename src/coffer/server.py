@@ -83,6 +83,7 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.stop)
+    loop.add_signal_handler(signal.SIGHUP, core.audit.reopen)  # log rotation
     announce(f"coffer server listening on {scheme}://{listener.address} (storage: {config.storage.type})")
     try:
         await server.serve()

@@ -39,7 +39,7 @@ def root_key() -> bytes:
 @pytest.fixture
 def barrier(physical: InmemStorage, root_key: bytes) -> Barrier:
     b = Barrier(physical)
-    run(b.initialize(root_key))
+    run(physical.batch([b.initialize(root_key)]))
     return b
 
 

@@ -67,6 +67,20 @@ def render_api_error(exc: ApiError) -> None:
     click.echo("\n".join(lines), err=True)
 
 
+def prompt_secret(label: str) -> str:
+    """A secret typed at the terminal without echo; when stdin is not a terminal, its first line.
+
+    (getpass would open /dev/tty instead of reading a pipe whenever the process has a
+    controlling terminal, so ``echo KEY | coffer operator unseal`` could hang.)
+    """
+    if not sys.stdin.isatty():
+        value = sys.stdin.readline().strip()
+        if not value:
+            raise click.UsageError(f"no {label.lower()} given: stdin is empty")
+        return value
+    return click.prompt(f"{label} (will be hidden)", hide_input=True).strip()
+
+
 def _value(raw: str) -> Any:
     if raw == "-":
         return sys.stdin.read()

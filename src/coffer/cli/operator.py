@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from coffer.cli.common import Env, api_command, flag
+from coffer.cli.common import Env, api_command, flag, prompt_secret
 from coffer.cli.output import table
 
 
@@ -126,7 +126,7 @@ def unseal(env: Env, key: str | None, reset: bool) -> None:
         body = env.client.write("sys/unseal", {"reset": True})
     else:
         if not key:
-            key = click.prompt("Unseal Key (will be hidden)", hide_input=True)
+            key = prompt_secret("Unseal Key")
         body = env.client.write("sys/unseal", {"key": key.strip()})
     _show_status(env, body)
 

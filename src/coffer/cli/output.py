@@ -28,7 +28,8 @@ def scalar(value: Any) -> str:
 def rows_for(body: dict[str, Any]) -> list[tuple[str, Any]]:
     """Table rows: lease fields first, then auth fields, then data keys sorted."""
     rows: list[tuple[str, Any]] = []
-    if body.get("lease_id") or body.get("lease_duration"):
+    # Only a leased answer has lease rows: a kv read's lease_duration is a refresh hint, not a lease.
+    if body.get("lease_id"):
         rows += [("lease_id", body.get("lease_id", "")), ("lease_duration", body.get("lease_duration", 0)),
                  ("lease_renewable", body.get("renewable", False))]
     auth = body.get("auth")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from coffer.cli.common import Env, api_command, flag
+from coffer.cli.common import Env, api_command, flag, prompt_secret
 from coffer.cli.output import table
 from coffer.client import save_token
 
@@ -149,7 +149,7 @@ def login(env: Env, token_value: str | None) -> None:
       coffer login
     """
     if not token_value:
-        token_value = click.prompt("Token (will be hidden)", hide_input=True).strip()
+        token_value = prompt_secret("Token")
     env.client.token = token_value
     data = env.client.read("auth/token/lookup-self")["data"]
     path = save_token(token_value)

@@ -55,10 +55,15 @@ class Barrier(Storage):
     async def initialized(self) -> bool:
         return await self.physical.get(KEYRING_PATH) is not None
 
-    async def initialize(self, root_key: bytes) -> None:
-        """Create the first keyring and store it under ``root_key``."""
+    def initialize(self, root_key: bytes) -> Put:
+        """Create the first keyring (usable at once) and answer the write that stores it.
+
+        The caller stores it last, with the seal configuration, in one batch: an
+        init that dies half-way leaves no keyring behind.
+        """
         self._load([Term(1, AESGCM.generate_key(256), time.time())])
-        await self._persist(root_key)
+        self._root_key = root_key
+        return self._keyring_put(root_key)
 
     async def unseal(self, root_key: bytes) -> None:
         blob = await self.physical.get(KEYRING_PATH)
@@ -96,11 +101,14 @@ class Barrier(Storage):
         self._terms = {t.number: AESGCM(t.key) for t in terms}
         self._active = max(t.number for t in terms)
 
-    async def _persist(self, root_key: bytes) -> None:
-        self._root_key = root_key
+    def _keyring_put(self, root_key: bytes) -> Put:
         doc = {"terms": [{"term": t.number, "key": t.key.hex(), "install_time": t.install_time}
                          for t in self._keyring]}
-        await self.physical.put(KEYRING_PATH, _seal_blob(AESGCM(root_key), 0, KEYRING_PATH, orjson.dumps(doc)))
+        return Put(KEYRING_PATH, _seal_blob(AESGCM(root_key), 0, KEYRING_PATH, orjson.dumps(doc)))
+
+    async def _persist(self, root_key: bytes) -> None:
+        self._root_key = root_key
+        await self.physical.batch([self._keyring_put(root_key)])
 
     def _check(self) -> None:
         if not self._terms:

@@ -19,17 +19,18 @@ import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from coffer.core import shamir
+from coffer.core.audit import AuditBroker
 from coffer.core.barrier import Barrier
 from coffer.core.expiration import ExpirationManager, Lease
 from coffer.core.mounts import MountEntry, MountTable
 from coffer.core.policystore import PolicyStore
 from coffer.core.tokens import TokenEntry, TokenStore
-from coffer.errors import InvalidRequest, NotFound, PermissionDenied, Sealed
+from coffer.errors import CofferError, InvalidRequest, NotFound, PermissionDenied, Sealed
 from coffer.framework.backend import Backend
 from coffer.framework.request import CREATE, HELP, UPDATE, Request, Response
 from coffer.framework import wal
 from coffer.framework.storage import StorageView
-from coffer.storage.base import Delete
+from coffer.storage.base import Delete, Put
 from coffer.storage.base import Storage
 
 log = logging.getLogger("coffer.core")
@@ -69,6 +70,7 @@ class Core:
         self.engines = engines if engines is not None else builtin_engines()
         self.tokens = TokenStore(self.barrier, default_lease_ttl, max_lease_ttl)
         self.expiration = ExpirationManager(self.barrier, self._revoke_lease)
+        self.audit = AuditBroker(self.barrier)
         self.tokens.revoke_hooks.append(self._revoke_token_leases)
         self.policies = PolicyStore(self.barrier)
         self.mounts = MountTable(self.barrier)
@@ -112,8 +114,11 @@ class Core:
             raise InvalidRequest("secret_threshold must be between 1 and secret_shares")
         if shares > 1 and threshold == 1:
             raise InvalidRequest("secret_threshold must be greater than 1 when secret_shares is greater than 1")
+        # Whatever is in storage without a seal configuration is left over from an
+        # init that died half-way: encrypted under a keyring that was never kept.
+        await StorageView(self.physical, "").delete_tree()
         root_key = AESGCM.generate_key(256)
-        await self.barrier.initialize(root_key)
+        keyring = self.barrier.initialize(root_key)
         try:
             await self._setup()
             await self.policies.ensure_default()
@@ -121,7 +126,7 @@ class Core:
                 policies=["root"], parent=None, token_id=root_token_id, display_name="root", path="auth/token/root"
             )
             config = SealConfig(shares, threshold)
-            await self.physical.put(SEAL_CONFIG_PATH, orjson.dumps(asdict(config)))
+            await self.physical.batch([keyring, Put(SEAL_CONFIG_PATH, orjson.dumps(asdict(config)))])
             self.seal_config = config
         finally:
             self.barrier.seal()
@@ -160,6 +165,7 @@ class Core:
     async def _setup(self) -> None:
         await self.tokens.setup()
         await self.mounts.load()
+        await self.audit.load()
         self.backends = {}
         for entry in self.mounts.entries.values():
             self.backends[entry.path] = self._instantiate(entry)
@@ -175,6 +181,7 @@ class Core:
         await self._stop_background()
         self.barrier.seal()
         self.backends = {}
+        self.audit.close()
         self.policies.clear_cache()
         log.info("sealed")
 
@@ -267,6 +274,14 @@ class Core:
         return self.backends[entry.path], entry.path, entry
 
     async def handle(self, req: Request) -> Response | None:
+        try:
+            return await self._handle(req)
+        except CofferError as exc:
+            if self.audit.enabled and not self.sealed:
+                self.audit.log_response(req, None, error="; ".join(exc.messages))
+            raise
+
+    async def _handle(self, req: Request) -> Response | None:
         req.request_id = req.request_id or str(uuid.uuid4())
         if self.sealed:
             if not req.path.startswith("sys/") or req.path[4:] not in self.system.unauthenticated:
@@ -293,12 +308,33 @@ class Core:
         if token is not None and req.operation != HELP:
             await self._authorize(req, token, backend, rel)
         data = backend.field_data(path, captures, req)
+        if self.audit.enabled and not self.audit.log_request(req):
+            raise CofferError("no audit device could record the request, so it was refused; "
+                              "check the audit devices (sys/audit)")
         resp = await backend.handle(req, path, data)
         if resp is not None and resp.secret is not None:
             await self._lease(req, resp, entry, token)
+        if self.audit.enabled and not self.audit.log_response(req, resp):
+            await self._withdraw(resp)
+            raise CofferError("no audit device could record the response, so it was withheld "
+                              "(any lease or token in it was revoked); check the audit devices (sys/audit)")
         if token is not None and token.num_uses and await self.tokens.use(token):
             await self.tokens.revoke_tree(token)
         return resp
+
+    async def _withdraw(self, resp: Response | None) -> None:
+        """Take back what an unaudited response would have handed out."""
+        if resp is None:
+            return
+        if resp.lease_id:
+            try:
+                await self.expiration.revoke(resp.lease_id)
+            except CofferError:
+                log.error("could not revoke unaudited lease %s at once; it is queued for retries", resp.lease_id)
+        if resp.auth and resp.auth.get("client_token"):
+            created = await self.tokens.lookup(resp.auth["client_token"])
+            if created is not None:
+                await self.tokens.revoke_tree(created)
 
     async def _lease(self, req: Request, resp: Response, entry: MountEntry | None, token: TokenEntry | None) -> None:
         """Register the lease of a response that carries a secret."""

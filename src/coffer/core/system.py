@@ -284,6 +284,23 @@ def system_backend(core: Core) -> Backend:
             raise InvalidRequest("invalid accessor")
         return top(await capabilities_for(entry.policies, wanted_paths(d)))
 
+    # -- audit devices ---------------------------------------------------------
+
+    async def list_audit(req: Request, d: FieldData) -> Response:
+        return top({p: dev.describe() for p, dev in sorted(core.audit.devices.items())})
+
+    async def enable_audit(req: Request, d: FieldData) -> None:
+        d.require("type")
+        options = {str(k): str(v) for k, v in (d["options"] or {}).items()}
+        await core.audit.enable(normalize(d["path"]), d["type"], d["description"] or "", options)
+
+    async def disable_audit(req: Request, d: FieldData) -> None:
+        await core.audit.disable(normalize(d["path"]))
+
+    async def audit_hash(req: Request, d: FieldData) -> Response:
+        d.require("input")
+        return top({"hash": core.audit.hash(normalize(d["path"]), d["input"])})
+
     # -- keys and specs ------------------------------------------------------
 
     async def rotate(req: Request, d: FieldData) -> None:
@@ -389,6 +406,18 @@ def system_backend(core: Core) -> Backend:
                  synopsis="The calling token's capabilities on paths."),
             Path("capabilities-accessor", {"write": capabilities_accessor}, cap_fields,
                  synopsis="The capabilities of the token with this accessor."),
+            Path("audit", {"read": list_audit}, synopsis="List the enabled audit devices (sudo)."),
+            Path(r"audit/(?P<path>.+)", {"write": enable_audit, "delete": disable_audit}, {
+                "path": Field(S, "Where to enable the device, e.g. file."),
+                "type": Field(S, "The device type: file."),
+                "description": Field(S, "A description."),
+                "options": Field(FieldType.KV_MAP, "file_path (a file or stdout), mode, log_raw, hmac_accessor, "
+                                                   "format (json), prefix."),
+                "local": Field(B, "Ignored (no replication).", default=False),
+            }, synopsis="Enable (PUT) or disable (DELETE) an audit device (sudo)."),
+            Path(r"audit-hash/(?P<path>.+)", {"write": audit_hash}, {
+                "path": Field(S, "The audit device."), "input": Field(S, "The value to hash.")},
+                 synopsis="The hash an audit device writes for a value."),
             Path("rotate", {"write": rotate}, synopsis="Add a new encryption key term (needs sudo)."),
             Path("key-status", {"read": key_status}, synopsis="The active encryption key term."),
             Path("internal/specs/openapi", {"read": openapi}, synopsis="The OpenAPI document of every path."),
