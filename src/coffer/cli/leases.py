@@ -9,7 +9,14 @@ from coffer.cli.common import Env, api_command, flag
 
 @click.group()
 def lease() -> None:
-    """Renew, revoke and look up leases."""
+    """Renew, revoke and look up leases.
+
+    \b
+    Examples:
+      coffer lease lookup aws/creds/deploy/abcd...
+      coffer lease renew -increment=1h aws/creds/deploy/abcd...
+      coffer lease revoke -prefix aws/creds/deploy
+    """
 
 
 def _renew(env: Env, lease_id: str, increment: str | None) -> None:

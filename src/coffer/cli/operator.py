@@ -84,7 +84,14 @@ def status(env: Env) -> None:
 
 @click.group()
 def operator() -> None:
-    """Initialize, unseal, seal and rotate the server's keys."""
+    """Initialize, unseal, seal and rotate the server's keys.
+
+    \b
+    Examples:
+      coffer operator init -key-shares=5 -key-threshold=3
+      coffer operator unseal
+      coffer operator seal
+    """
 
 
 @operator.command("init")

@@ -13,7 +13,14 @@ from coffer.cli.output import show_list, table
 
 @click.group()
 def policy() -> None:
-    """Write, read, list and delete ACL policies."""
+    """Write, read, list and delete ACL policies.
+
+    \b
+    Examples:
+      coffer policy write deploy deploy.hcl
+      coffer policy list
+      coffer policy fmt deploy.hcl
+    """
 
 
 def _policy_text(source: str) -> str:
@@ -108,7 +115,13 @@ def fmt(file: str) -> None:
 
 @click.group()
 def audit() -> None:
-    """Enable, disable and list audit devices."""
+    """Enable, disable and list audit devices.
+
+    \b
+    Examples:
+      coffer audit enable file file_path=/var/log/coffer-audit.log
+      coffer audit list
+    """
 
 
 @audit.command("enable")

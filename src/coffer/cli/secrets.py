@@ -23,7 +23,14 @@ def _enable(env: Env, engine: str, path: str | None, description: str | None, de
 
 @click.group()
 def secrets() -> None:
-    """Enable, disable, list, tune and move secrets engines."""
+    """Enable, disable, list, tune and move secrets engines.
+
+    \b
+    Examples:
+      coffer secrets enable -path=aws-prod aws
+      coffer secrets list -detailed
+      coffer secrets tune -default-lease-ttl=30m aws-prod
+    """
 
 
 @secrets.command("enable")

@@ -11,7 +11,14 @@ from coffer.client import save_token
 
 @click.group()
 def token() -> None:
-    """Create, look up, renew and revoke tokens."""
+    """Create, look up, renew and revoke tokens.
+
+    \b
+    Examples:
+      coffer token create -policy=deploy -ttl=1h
+      coffer token lookup
+      coffer token revoke -self
+    """
 
 
 @token.command("create")
