@@ -9,9 +9,10 @@ import uuid
 
 import hvac
 import pytest
-from aws_support import MINIMAL_ROOT_POLICY, error_code
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from aws_support import MINIMAL_ROOT_POLICY, error_code
 from conftest import init_and_unseal
 
 ROLE_POLICY = {"Version": "2012-10-17", "Statement": [

@@ -168,7 +168,7 @@ def test_revoke_prefix_over_thousands_of_leases(lease_server):
     s.request("PUT", "things/config", token=s.root_token, json={"fail_prefix": "bulk-bad"}).raise_for_status()
     session = __import__("requests").Session()
     headers = {"X-Vault-Token": s.root_token}
-    for i in range(5000):
+    for _ in range(5000):
         r = session.get(s.url("things/creds/bulk"), headers=headers, params={"ttl": "1h"})
         assert r.status_code == 200
     for _ in range(5):

@@ -11,11 +11,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CofferProcess, free_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from conftest import CofferProcess, free_port
 
 
 def make_certs(directory):

@@ -393,3 +393,19 @@ def test_sqlite_write_after_close_fails(tmp_path: Path) -> None:
     run(db.close())
     with pytest.raises(RuntimeError):
         run(db.put("k", b"v"))
+
+
+def test_concurrent_batches_commit_independently(storage):
+    """Many writers at once (SQLite commits them as one group): a bad batch fails alone."""
+
+    async def scenario():
+        good = [storage.batch([Put(f"g/{i}/a", b"1"), Put(f"g/{i}/b", b"2")]) for i in range(40)]
+        bad = storage.batch([Put("bad/a", b"1"), Put("bad/b", "not bytes")])  # type: ignore[arg-type]
+        outcomes = await asyncio.gather(*good, bad, return_exceptions=True)
+        assert all(o is None for o in outcomes[:-1])
+        assert isinstance(outcomes[-1], TypeError)
+        assert await storage.get("bad/a") is None
+        assert len(await storage.list("g/")) == 40
+        assert await storage.get("g/39/b") == b"2"
+
+    run(scenario())

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 import orjson
-import yaml
 
 FORMATS = ("table", "json", "yaml")
 
@@ -70,6 +69,25 @@ def show(body: Any, fmt: str = "table", field: str | None = None) -> None:
         return
     if isinstance(body, dict):
         click.echo(table(rows_for(body)) if "data" in body or "auth" in body else table(sorted(body.items())))
+        show_warnings(body)
+
+
+def has_content(body: Any) -> bool:
+    """Whether an answer carries anything besides warnings (data, auth or a lease)."""
+    if not isinstance(body, dict):
+        return body is not None
+    if "data" not in body and "auth" not in body:
+        return bool(body)
+    return bool(body.get("data") or body.get("auth") or body.get("lease_id"))
+
+
+def show_warnings(body: Any) -> None:
+    """The answer's warnings, on stderr, the way the vault CLI shows them."""
+    warnings = body.get("warnings") if isinstance(body, dict) else None
+    if warnings:
+        lines = ["", "WARNING! The following warnings were returned from the server:", ""]
+        lines += [f"  * {w}" for w in warnings]
+        click.echo("\n".join(lines) + "\n", err=True)
 
 
 def show_list(body: Any, fmt: str = "table") -> None:
@@ -96,5 +114,7 @@ def pick(body: Any, field: str) -> Any:
 
 def dump(value: Any, fmt: str) -> str:
     if fmt == "yaml":
+        import yaml  # only when asked for: it costs every command's start-up otherwise
+
         return yaml.safe_dump(value, sort_keys=True, default_flow_style=False).rstrip()
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from coffer.cli.common import Env, api_command, parse_pairs
-from coffer.cli.output import show_list
+from coffer.cli.output import has_content, show_list, show_warnings
 
 
 @click.command()
@@ -20,10 +20,12 @@ def read(env: Env, path: str, params: tuple[str, ...]) -> None:
       coffer read secret/hello
       coffer read -field=secret_key aws/creds/deploy
     """
-    body = env.client.read(path, params=parse_pairs(params) or None)
-    if body is None:
-        raise click.ClickException(f"No value found at {path}")
-    env.show(body)
+    # Like the vault CLI, a 404 (or an empty answer) is "No value found", exit 2.
+    reply = env.client.request("GET", path, params=parse_pairs(params) or None, ok=(404,))
+    if reply.status == 404 or reply.body is None:
+        click.echo(f"No value found at {path}", err=True)
+        raise SystemExit(2)
+    env.show(reply.body)
 
 
 @click.command()
@@ -40,10 +42,12 @@ def write(env: Env, path: str, pairs: tuple[str, ...]) -> None:
       echo '{"value": "world"}' | coffer write secret/hello -
     """
     body = env.client.write(path, parse_pairs(pairs))
-    if body is None:
-        click.echo(f"Success! Data written to: {path}")
-    else:
+    if has_content(body) or (body is not None and (env.format != "table" or env.field)):
         env.show(body)
+        return
+    if env.format == "table":
+        show_warnings(body)
+    click.echo(f"Success! Data written to: {path}")
 
 
 @click.command()

@@ -166,7 +166,7 @@ def list_audit(env: Env) -> None:
     Example:
       coffer audit list
     """
-    body = env.client.read("sys/audit")
+    body = env.client.read("sys/audit") or {}  # no devices: the server may answer 204
     if env.format != "table" or env.field:
         env.show(body)
         return

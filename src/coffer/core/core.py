@@ -26,12 +26,11 @@ from coffer.core.mounts import MountEntry, MountTable
 from coffer.core.policystore import PolicyStore
 from coffer.core.tokens import TokenEntry, TokenStore
 from coffer.errors import CofferError, InvalidRequest, NotFound, PermissionDenied, Sealed
+from coffer.framework import wal
 from coffer.framework.backend import Backend
 from coffer.framework.request import CREATE, HELP, UPDATE, Request, Response
-from coffer.framework import wal
 from coffer.framework.storage import StorageView
-from coffer.storage.base import Delete, Put
-from coffer.storage.base import Storage
+from coffer.storage.base import Delete, Put, Storage
 
 log = logging.getLogger("coffer.core")
 
@@ -298,6 +297,10 @@ class Core:
             if token is None:
                 raise PermissionDenied()
             req.token = token
+        if req.operation == HELP and not any(p.regex.fullmatch(rel) for p in backend.paths):
+            if rel.strip("/"):
+                raise NotFound(f'no help for "{req.path}": unsupported path')
+            return backend.help_response(None, req)  # the mount root: the engine's own help
         path, captures = backend.route(rel)
         if entry is not None:
             req.mount_type, req.mount_accessor = entry.type, entry.accessor

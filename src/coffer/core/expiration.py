@@ -173,40 +173,17 @@ class ExpirationManager:
     async def revoke(self, lease_id: str) -> None:
         """Revoke one lease now; on failure it is queued for retries and the error raised."""
         lease = await self.require(lease_id)
-        error = await self._revoke_once(lease)
-        if error:
-            raise InvalidRequest(f"failed to revoke lease {lease_id}: {error}; "
+        result = PrefixResult()
+        await self._revoke_all([lease], result)
+        if result.failed:
+            raise InvalidRequest(f"failed to revoke lease {lease_id}: {result.failed[lease_id]}; "
                                  "coffer keeps it and retries in the background")
 
-    async def _revoke_once(self, lease: Lease) -> str:
-        """Revoke with de-duplication; answers '' on success or the error text."""
-        running = self._inflight.get(lease.lease_id)
-        if running is not None:
-            await asyncio.shield(running)
-            still = await self.get(lease.lease_id)
-            return "" if still is None else (still.last_error or "revocation failed")
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._inflight[lease.lease_id] = fut
-        try:
-            async with self._sem:
-                try:
-                    await self.revoker(lease)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # the engine's failure, kept with the lease
-                    await self._failed(lease, exc)
-                    return str(exc) or type(exc).__name__
-            await self.storage.batch(lease.removal_ops())
-            return ""
-        finally:
-            fut.set_result(True)
-            del self._inflight[lease.lease_id]
-
-    async def _failed(self, lease: Lease, exc: Exception) -> None:
+    async def _failed(self, lease: Lease, error: str) -> None:
         now = time.time()
         old_due = lease.due
         lease.attempts += 1
-        lease.last_error = (str(exc) or type(exc).__name__)[:2000]
+        lease.last_error = error[:2000]
         lease.last_attempt = now
         if lease.attempts >= MAX_ATTEMPTS:
             if not lease.irrevocable:
@@ -224,15 +201,54 @@ class ExpirationManager:
         await self.storage.batch(ops)
         self._schedule(lease.due)
 
-    async def _revoke_all(self, leases: list[Lease], result: PrefixResult) -> None:
-        async def one(lease: Lease) -> None:
-            error = await self._revoke_once(lease)
-            if error:
-                result.failed[lease.lease_id] = error
-            else:
-                result.revoked += 1
+    async def _attempt(self, lease: Lease) -> str:
+        """Call the engine's revoke; answers '' on success or the error text."""
+        async with self._sem:
+            try:
+                await self.revoker(lease)
+                return ""
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the engine's failure, kept with the lease
+                return str(exc) or type(exc).__name__
 
-        await asyncio.gather(*(one(lease) for lease in leases))
+    async def _revoke_all(self, leases: list[Lease], result: PrefixResult) -> None:
+        """Revoke ``leases`` concurrently (bounded); forget the revoked ones in one batch.
+
+        A lease already being revoked elsewhere is not revoked twice: its
+        outcome is awaited and read back from storage.
+        """
+        mine: list[Lease] = []
+        others: list[tuple[Lease, asyncio.Future[None]]] = []
+        loop = asyncio.get_running_loop()
+        for lease in leases:
+            running = self._inflight.get(lease.lease_id)
+            if running is not None:
+                others.append((lease, running))
+            else:
+                self._inflight[lease.lease_id] = loop.create_future()
+                mine.append(lease)
+        try:
+            errors = await asyncio.gather(*(self._attempt(lease) for lease in mine))
+            done = [lease for lease, error in zip(mine, errors, strict=True) if not error]
+            for start in range(0, len(done), BATCH):
+                await self.storage.batch([op for lease in done[start:start + BATCH] for op in lease.removal_ops()])
+            result.revoked += len(done)
+            for lease, error in zip(mine, errors, strict=True):
+                if error:
+                    await self._failed(lease, error)
+                    result.failed[lease.lease_id] = error
+        finally:
+            for lease in mine:
+                fut = self._inflight.pop(lease.lease_id)
+                fut.set_result(None)
+        for lease, running in others:
+            await asyncio.shield(running)
+            still = await self.get(lease.lease_id)
+            if still is None:
+                result.revoked += 1
+            else:
+                result.failed[lease.lease_id] = still.last_error or "revocation failed"
 
     async def _scan_leases(self, start: str, end: str) -> list[Lease]:
         rows = await self.storage.scan(start, end, BATCH)

@@ -29,9 +29,10 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 __all__ = [
     "ACL",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 
 from coffer.core.policy import (
+    ACL,
     DEFAULT_POLICY_NAME,
     DEFAULT_POLICY_TEXT,
     ROOT_POLICY_NAME,
-    ACL,
     Policy,
     PolicyError,
     parse_policy,

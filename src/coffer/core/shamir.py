@@ -110,12 +110,12 @@ def split(secret: bytes, parts: int, threshold: int) -> list[bytes]:
     randomness = secrets.token_bytes(len(secret) * degree)
 
     outputs = [bytearray(len(secret) + 1) for _ in range(parts)]
-    for share, x in zip(outputs, x_coordinates):
+    for share, x in zip(outputs, x_coordinates, strict=True):
         share[-1] = x
 
     for index, secret_byte in enumerate(secret):
         coefficients = (secret_byte, *randomness[index * degree : (index + 1) * degree])
-        for share, x in zip(outputs, x_coordinates):
+        for share, x in zip(outputs, x_coordinates, strict=True):
             share[index] = _evaluate(coefficients, x)
 
     return [bytes(share) for share in outputs]
@@ -158,7 +158,7 @@ def combine(shares: Sequence[bytes]) -> bytes:
     secret = bytearray(share_length - 1)
     for index in range(share_length - 1):
         value = 0
-        for share, weight in zip(shares, weights):
+        for share, weight in zip(shares, weights, strict=True):
             value ^= gf_mul(share[index], weight)
         secret[index] = value
     return bytes(secret)

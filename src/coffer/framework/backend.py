@@ -176,8 +176,13 @@ class Backend:
             raise UnsupportedOperation(f'unsupported operation "{req.operation}" on "{req.path}"')
         return await handler(req, data)
 
-    def help_response(self, path: Path, req: Request) -> Response:
-        text = path.help_text()
+    def help_response(self, path: Path | None, req: Request) -> Response:
+        """Help for one path, or for the whole engine (its mount root) when ``path`` is None."""
+        if path is None:
+            listing = "\n".join(f"    {p.openapi_path():<30} {p.synopsis}" for p in self.paths)
+            text = f"## PATHS\n\n{listing}\n"
+        else:
+            text = path.help_text()
         if self.help:
             text = self.help.strip() + "\n\n" + text
         doc = self.openapi(req.mount_point)

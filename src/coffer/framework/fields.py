@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -12,7 +12,7 @@ from coffer.durations import parse_duration
 from coffer.errors import InvalidRequest
 
 
-class FieldType(str, Enum):
+class FieldType(StrEnum):
     STRING = "string"
     INT = "int"
     BOOL = "bool"

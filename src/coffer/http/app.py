@@ -188,6 +188,6 @@ class App:
             return resp.status or 200, resp.data
         if req.operation == LIST and not (resp.data or {}).get("keys"):
             return 404, {"errors": []}
-        if not (resp.data or resp.auth or resp.warnings or resp.secret or resp.lease_id):
+        if resp.data is None and not (resp.auth or resp.warnings or resp.secret or resp.lease_id):
             return resp.status or 204, None
         return resp.status or 200, envelope(req, resp)

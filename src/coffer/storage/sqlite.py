@@ -12,6 +12,7 @@ import asyncio
 import builtins
 import os
 import sqlite3
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -42,6 +43,15 @@ def _value(value: object) -> bytes:
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise TypeError(f"storage values must be bytes, not {type(value).__name__}")
     return bytes(value)
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.cancelled():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -83,6 +93,9 @@ class SqliteStorage(Storage):
                 raise ValueError(f"cannot open SQLite database {path!r}: {exc}") from exc
             raise
         self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coffer-sqlite-writer")
+        self._queue: builtins.list[tuple[Sequence[Op], asyncio.Future[None]]] = []
+        self._queue_lock = threading.Lock()
+        self._draining = False
         self._closed = False
         self._writer = writer
         self._reader = reader
@@ -145,29 +158,64 @@ class SqliteStorage(Storage):
         await self._write(list(ops))
 
     async def _write(self, ops: Sequence[Op]) -> None:
-        """Run ``ops`` on the writer thread and wait for the commit."""
+        """Queue ``ops`` for the writer thread and wait until they are committed.
+
+        Group commit: the writer takes every batch queued so far and commits
+        them in one transaction (one fsync), each inside its own savepoint, so
+        a failing batch rolls back alone and the others still commit.
+        """
         if self._closed:
             raise RuntimeError(f"SQLite storage {self.path!r} is closed")
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer_pool, self._apply, ops)
+        done: asyncio.Future[None] = loop.create_future()
+        with self._queue_lock:
+            self._queue.append((ops, done))
+            start = not self._draining
+            self._draining = True
+        if start:
+            loop.run_in_executor(self._writer_pool, self._drain, loop)
+        await done
 
-    def _apply(self, ops: Sequence[Op]) -> None:
-        """Writer thread: ``BEGIN IMMEDIATE``, every op, ``COMMIT``."""
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Writer thread: commit queued batches, group by group, until none is left."""
+        while True:
+            with self._queue_lock:
+                group, self._queue = self._queue, []
+                if not group:
+                    self._draining = False
+                    return
+            outcomes = self._apply_group([ops for ops, _ in group])
+            for (_, done), error in zip(group, outcomes, strict=True):
+                loop.call_soon_threadsafe(_settle, done, error)
+
+    def _apply_group(self, batches: Sequence[Sequence[Op]]) -> builtins.list[BaseException | None]:
+        """One transaction, a savepoint per batch; answers each batch's error (or None)."""
         conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
+        outcomes: builtins.list[BaseException | None] = []
         try:
-            for op in ops:
-                if isinstance(op, Put):
-                    conn.execute(_PUT, (_key(op.key), _value(op.value)))
-                elif isinstance(op, Delete):
-                    conn.execute(_DELETE, (_key(op.key),))
-                else:
-                    raise TypeError(f"unknown storage op {op!r}")
+            conn.execute("BEGIN IMMEDIATE")
+            for ops in batches:
+                conn.execute("SAVEPOINT batch")
+                try:
+                    for op in ops:
+                        if isinstance(op, Put):
+                            conn.execute(_PUT, (_key(op.key), _value(op.value)))
+                        elif isinstance(op, Delete):
+                            conn.execute(_DELETE, (_key(op.key),))
+                        else:
+                            raise TypeError(f"unknown storage op {op!r}")
+                    conn.execute("RELEASE batch")
+                    outcomes.append(None)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO batch")
+                    conn.execute("RELEASE batch")
+                    outcomes.append(exc)
             conn.execute("COMMIT")
-        except BaseException:
+        except Exception as exc:
             if conn.in_transaction:  # SQLite may already have rolled back
                 conn.execute("ROLLBACK")
-            raise
+            return [exc] * len(batches)
+        return outcomes
 
     # -- lifecycle -------------------------------------------------------------
 

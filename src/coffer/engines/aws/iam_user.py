@@ -34,6 +34,8 @@ SECRET_TYPE = "access_keys"
 WAL_KIND = "iam_user"
 #: IAM is eventually consistent: a user missing this soon after creation may yet appear.
 CONSISTENCY_WINDOW = 300.0
+#: Users a failed teardown attempt saw (so a later "no such user" means it is gone).
+SEEN_PREFIX = "teardown-seen/"
 
 
 #: Listings every IAM endpoint has; the others may be missing from IAM look-alikes.
@@ -46,6 +48,8 @@ class StepError(Exception):
     def __init__(self, what: str, exc: Exception) -> None:
         super().__init__(f"{what}: {error_message(exc)}")
         self.cause = exc
+        #: During a teardown: the user was seen to exist before the failure.
+        self.user_seen = False
 
 
 class UserGone(Exception):
@@ -127,7 +131,17 @@ def delete_user_sync(iam: Any, username: str, unsupported: set[str] | None = Non
                 return
             raise StepError(f"Error removing {what} from user {username}", exc) from exc
 
-    for key in listing("list_access_keys", "AccessKeyMetadata", "iam:ListAccessKeys"):
+    keys = listing("list_access_keys", "AccessKeyMetadata", "iam:ListAccessKeys")
+    try:
+        _remove_all(iam, username, keys, listing, attempt, refused, left)
+    except StepError as exc:
+        exc.user_seen = True  # the user existed when this attempt began
+        raise
+
+
+def _remove_all(iam: Any, username: str, keys: list[dict[str, Any]], listing: Any, attempt: Any,
+                refused: list[str], left: list[str]) -> None:
+    for key in keys:
         attempt("iam:DeleteAccessKey", f"access key {key['AccessKeyId']}", iam.delete_access_key,
                 AccessKeyId=key["AccessKeyId"])
     for name in listing("list_user_policies", "PolicyNames", "iam:ListUserPolicies"):
@@ -171,7 +185,9 @@ def _upstream(exc: StepError) -> Exception:
     """The error a caller sees for a failed AWS step: AWS's refusal is a 400, its trouble a 502."""
     if is_throttle(exc.cause):
         return UpstreamError(f"{exc} (AWS rate-limited the call; retry shortly)")
-    status = getattr(exc.cause, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    # botocore's connection errors carry ``response = None``: no HTTP status, so AWS's trouble (502).
+    response = getattr(exc.cause, "response", None) or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     if error_code(exc.cause) and status < 500:
         return InvalidRequest(str(exc))
     return UpstreamError(str(exc))
@@ -230,14 +246,23 @@ class IamUsers:
     async def revoke(self, req: Request, internal: dict[str, Any]) -> None:
         assert req.storage is not None
         iam = self.clients.iam(await cfg.read_root(req.storage))
+        username = internal["username"]
+        seen_key = f"{SEEN_PREFIX}{username}"
         try:
-            await call(delete_user_sync, iam, internal["username"], self.unsupported)
+            await call(delete_user_sync, iam, username, self.unsupported)
         except UserGone:
-            if time.time() - internal.get("created", 0) < CONSISTENCY_WINDOW:
-                raise RuntimeError(f"IAM user {internal['username']} is not visible yet (IAM is eventually "
+            # Missing right after creation may only mean "not visible yet"; but once an
+            # earlier attempt saw the user, missing means an answer to DeleteUser was lost.
+            young = time.time() - internal.get("created", 0) < CONSISTENCY_WINDOW
+            if young and await req.storage.get(seen_key) is None:
+                raise RuntimeError(f"IAM user {username} is not visible yet (IAM is eventually "
                                    "consistent); retrying") from None
         except StepError as exc:
+            if exc.user_seen:
+                await req.storage.put(seen_key, b"1")
             raise RuntimeError(str(exc)) from None
+        if await req.storage.get(seen_key) is not None:
+            await req.storage.delete(seen_key)
 
     async def renew(self, req: Request, internal: dict[str, Any]) -> Response:
         assert req.storage is not None
