@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -54,6 +55,7 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
 
     listener = config.listener
     host, port = _split_address(listener.address)
+    _check_free(host, port)
     engines = builtin_engines()
     if config.plugin_directory:
         engines.update(load_plugins(config.plugin_directory))
@@ -89,6 +91,17 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
         await server.serve()
     finally:
         await core.shutdown()
+
+
+def _check_free(host: str, port: int) -> None:
+    """Fail early and clearly when the listen address cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def _write_token_file(token: str) -> None:

@@ -198,3 +198,16 @@ def test_revoke_prefix_async_returns_202(lease_server):
     r = s.request("PUT", "sys/leases/revoke-prefix/things/creds/later", token=s.root_token, json={"sync": False})
     assert r.status_code == 202
     wait_for(lambda: len(revocations(s, "later")) == 50)
+
+
+def test_remount_moves_leases_with_the_mount(lease_server):
+    s = lease_server
+    s.request("POST", "sys/mounts/movable", token=s.root_token, json={"type": "leasetest"}).raise_for_status()
+    old = s.request("GET", "movable/creds/moved", token=s.root_token).json()["lease_id"]
+    r = s.request("POST", "sys/remount", token=s.root_token, json={"from": "movable", "to": "moved"})
+    assert r.status_code == 204, r.text
+    new = "moved/" + old[len("movable/"):]
+    assert lookup(s, old).status_code == 400 and lookup(s, new).status_code == 200
+    # Unmounting the new path revokes the moved lease at the engine.
+    assert s.request("DELETE", "sys/mounts/moved", token=s.root_token).status_code == 204
+    assert lookup(s, new).status_code == 400

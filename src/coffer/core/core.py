@@ -1,7 +1,8 @@
 """The request pipeline and the server's lifecycle (init, unseal, seal).
 
 One request: sealed? -> route to a mount -> token -> ACL (and sudo) ->
-field validation -> the engine's handler -> (later: lease, audit).
+field validation -> audit the request -> the engine's handler -> register
+a lease if the answer carries a secret -> audit the response.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Core:
         self._progress: list[bytes] = []
         self._unseal_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
-        self.started = time.time()
+        self._rollback_before = 0.0
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -194,7 +195,11 @@ class Core:
     def _start_background(self) -> None:
         self._tasks.append(asyncio.create_task(self._periodic(self._expire_tokens, 1.0), name="token-expiry"))
         self._tasks.append(asyncio.create_task(self._periodic(self.expiration.run, 1.0), name="lease-expiry"))
-        self._tasks.append(asyncio.create_task(self._rollbacks(), name="wal-rollback"))
+        # First undo every write-ahead entry written before this unseal (no request
+        # of this process wrote it), then, every minute, those older than five minutes.
+        self._rollback_before = time.time()
+        self._tasks.append(asyncio.create_task(self._periodic(self._rollback_round, ROLLBACK_EVERY),
+                                               name="wal-rollback"))
 
     async def _stop_background(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -214,19 +219,9 @@ class Core:
                 log.exception("background job %s failed", getattr(job, "__name__", job))
             await asyncio.sleep(every)
 
-    async def _rollbacks(self) -> None:
-        """At unseal, undo every leftover write-ahead entry (no request of this process wrote it);
-        then, every minute, those older than five minutes."""
-        min_age = 0.0
-        while True:
-            try:
-                await self.rollback(min_age)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("rollback round failed")
-            min_age = ROLLBACK_MIN_AGE
-            await asyncio.sleep(ROLLBACK_EVERY)
+    async def _rollback_round(self) -> None:
+        await self.rollback(self._rollback_before)
+        self._rollback_before = time.time() - ROLLBACK_MIN_AGE
 
     async def _expire_tokens(self) -> None:
         while await self.tokens.revoke_expired() >= 500:
@@ -256,8 +251,10 @@ class Core:
         return True
 
     async def remount(self, src: str, dst: str) -> None:
+        """Move a mount; its leases move with it (their ids change, as in Vault)."""
         await self.mounts.move(src, dst)
         self.backends[dst] = self.backends.pop(src)
+        await self.expiration.move_prefix(src, dst)
 
     # -- the request pipeline ---------------------------------------------
 
@@ -375,15 +372,15 @@ class Core:
                        mount_accessor=entry.accessor, relative_path=path[len(entry.path):],
                        storage=StorageView(self.barrier, entry.storage_prefix), mount_config=self._mount_config(entry))
 
-    async def rollback(self, min_age: float) -> None:
-        """Run engines' rollbacks for write-ahead entries older than ``min_age`` seconds."""
+    async def rollback(self, created_before: float) -> None:
+        """Run engines' rollbacks for write-ahead entries written before ``created_before``."""
         for entry in list(self.mounts.entries.values()):
             backend = self.backends.get(entry.path)
             if backend is None or backend.rollback is None:
                 continue
             req = self._engine_request(entry, "rollback", entry.path)
             assert req.storage is not None
-            for item in await wal.entries(req.storage, older_than=min_age):
+            for item in await wal.entries(req.storage, created_before=created_before):
                 try:
                     await backend.rollback(req, item.kind, item.data)
                 except Exception as exc:  # kept; the next round retries

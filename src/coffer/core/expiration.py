@@ -268,6 +268,24 @@ class ExpirationManager:
             if progress:
                 progress(result)
 
+    async def move_prefix(self, old: str, new: str) -> int:
+        """Re-key every lease under ``old`` to ``new`` (a remount); answers how many moved."""
+        moved = 0
+        start, end = ID + old, prefix_end(ID + old)
+        while leases := await self._scan_leases(start, end):
+            ops: list[Op] = []
+            for lease in leases:
+                ops += lease.removal_ops()
+                lease.lease_id = new + lease.lease_id[len(old):]
+                if lease.path.startswith(old):
+                    lease.path = new + lease.path[len(old):]
+                ops += lease.index_ops()
+                if lease.irrevocable:
+                    ops.append(Put(IRREVOCABLE + lease.lease_id, b""))
+            await self.storage.batch(ops)
+            moved += len(leases)
+        return moved
+
     async def revoke_force(self, prefix: str) -> int:
         """Forget every lease under ``prefix`` without calling the engine."""
         count = 0

@@ -35,6 +35,8 @@ ID = "sys/token/id/"
 ACCESSOR = "sys/token/accessor/"
 PARENT = "sys/token/parent/"
 EXPIRY = "sys/token/expiry/"
+#: Token entries kept decrypted in memory (the cache is emptied when full).
+CACHE_SIZE = 10_000
 
 
 def new_token() -> str:
@@ -134,8 +136,20 @@ class TokenStore:
         self._salt = b""
         #: Called for each token as it is revoked (leases hook in here).
         self.revoke_hooks: list[RevokeHook] = []
+        #: hash -> the stored (decrypted) JSON of live entries, so the lookup every request makes
+        #: skips a storage read and a decryption. Every write and removal of an entry goes through
+        #: this class and drops it here; ``_generation`` stops a read that raced one from
+        #: caching what it read.
+        self._cache: dict[str, bytes] = {}
+        self._generation = 0
+
+    def _forget(self, token_hash: str) -> None:
+        self._generation += 1
+        self._cache.pop(token_hash, None)
 
     async def setup(self) -> None:
+        self._cache.clear()
+        self._generation += 1
         salt = await self.storage.get(SALT)
         if salt is None:
             salt = secrets.token_bytes(32)
@@ -146,9 +160,16 @@ class TokenStore:
         return hmac.new(self._salt, token_id.encode(), hashlib.sha256).hexdigest()
 
     async def _load(self, token_hash: str) -> TokenEntry | None:
-        raw = await self.storage.get(ID + token_hash)
+        raw = self._cache.get(token_hash)
         if raw is None:
-            return None
+            generation = self._generation
+            raw = await self.storage.get(ID + token_hash)
+            if raw is None:
+                return None
+            if generation == self._generation:
+                if len(self._cache) >= CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[token_hash] = raw
         doc = orjson.loads(raw)
         if not hmac.compare_digest(doc["hash"], token_hash):
             return None
@@ -182,7 +203,11 @@ class TokenStore:
             ops.append(Delete(expiry_key(old_expire, entry.hash)))
         if entry.expire_time and entry.expire_time != old_expire:
             ops.append(Put(expiry_key(entry.expire_time, entry.hash), b""))
-        await self.storage.batch(ops)
+        self._forget(entry.hash)
+        try:
+            await self.storage.batch(ops)
+        finally:
+            self._forget(entry.hash)
 
     async def create(
         self,
@@ -308,7 +333,11 @@ class TokenStore:
             ops.append(Delete(f"{PARENT}{entry.parent}/{entry.hash}"))
         if entry.expire_time:
             ops.append(Delete(expiry_key(entry.expire_time, entry.hash)))
-        await self.storage.batch(ops)
+        self._forget(entry.hash)
+        try:
+            await self.storage.batch(ops)
+        finally:
+            self._forget(entry.hash)
 
     async def accessors(self) -> list[str]:
         return await self.storage.list(ACCESSOR)

@@ -36,12 +36,11 @@ async def delete(storage: StorageView, wal_id: str) -> None:
     await storage.delete(WAL_PREFIX + wal_id)
 
 
-async def entries(storage: StorageView, older_than: float = 0.0) -> list[WalEntry]:
-    """Entries written more than ``older_than`` seconds ago."""
-    cutoff = time.time() - older_than
+async def entries(storage: StorageView, created_before: float) -> list[WalEntry]:
+    """Entries written before the time ``created_before``."""
     found = []
     for wal_id in await storage.list(WAL_PREFIX):
         raw = await storage.get_json(WAL_PREFIX + wal_id)
-        if raw and raw["created"] <= cutoff:
+        if raw and raw["created"] < created_before:
             found.append(WalEntry(wal_id, raw["kind"], raw["data"], raw["created"]))
     return found

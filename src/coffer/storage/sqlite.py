@@ -9,6 +9,7 @@ connection; WAL lets the reader see every committed write without blocking.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import builtins
 import os
 import sqlite3
@@ -52,6 +53,21 @@ def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
         done.set_result(None)
     else:
         done.set_exception(error)
+
+
+def _settle_all(futures: Sequence[asyncio.Future[None]], outcomes: Sequence[BaseException | None]) -> None:
+    """On the event loop: answer every writer of a group (one wake-up of the loop per group)."""
+    for done, error in zip(futures, outcomes, strict=True):
+        _settle(done, error)
+
+
+def _apply(conn: sqlite3.Connection, op: Op) -> None:
+    if isinstance(op, Put):
+        conn.execute(_PUT, (_key(op.key), _value(op.value)))
+    elif isinstance(op, Delete):
+        conn.execute(_DELETE, (_key(op.key),))
+    else:
+        raise TypeError(f"unknown storage op {op!r}")
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -173,10 +189,10 @@ class SqliteStorage(Storage):
             start = not self._draining
             self._draining = True
         if start:
-            loop.run_in_executor(self._writer_pool, self._drain, loop)
+            loop.run_in_executor(self._writer_pool, self._drain)
         await done
 
-    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _drain(self) -> None:
         """Writer thread: commit queued batches, group by group, until none is left."""
         while True:
             with self._queue_lock:
@@ -185,10 +201,44 @@ class SqliteStorage(Storage):
                     self._draining = False
                     return
             outcomes = self._apply_group([ops for ops, _ in group])
+            # Wake each waiter on its own loop (one wake-up per loop and group): writers queued
+            # from a later loop must not be answered on an earlier, closed one.
+            by_loop: dict[asyncio.AbstractEventLoop, tuple[list, list]] = {}
             for (_, done), error in zip(group, outcomes, strict=True):
-                loop.call_soon_threadsafe(_settle, done, error)
+                futures, errors = by_loop.setdefault(done.get_loop(), ([], []))
+                futures.append(done)
+                errors.append(error)
+            for loop, (futures, errors) in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                    loop.call_soon_threadsafe(_settle_all, futures, errors)
 
     def _apply_group(self, batches: Sequence[Sequence[Op]]) -> builtins.list[BaseException | None]:
+        """One transaction for the whole group; answers each batch's error (or None).
+
+        Batches almost never fail, so they are first applied without savepoints
+        (each statement costs the writer a round trip through the GIL). If any
+        op fails, that transaction is rolled back and the group is applied again
+        with a savepoint per batch, so that only the failing batches are lost.
+        """
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for ops in batches:
+                for op in ops:
+                    _apply(conn, op)
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return self._apply_isolated(batches)
+        try:
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:  # SQLite may already have rolled back
+                conn.execute("ROLLBACK")
+            return [exc] * len(batches)
+        return [None] * len(batches)
+
+    def _apply_isolated(self, batches: Sequence[Sequence[Op]]) -> builtins.list[BaseException | None]:
         """One transaction, a savepoint per batch; answers each batch's error (or None)."""
         conn = self._writer
         outcomes: builtins.list[BaseException | None] = []
@@ -198,12 +248,7 @@ class SqliteStorage(Storage):
                 conn.execute("SAVEPOINT batch")
                 try:
                     for op in ops:
-                        if isinstance(op, Put):
-                            conn.execute(_PUT, (_key(op.key), _value(op.value)))
-                        elif isinstance(op, Delete):
-                            conn.execute(_DELETE, (_key(op.key),))
-                        else:
-                            raise TypeError(f"unknown storage op {op!r}")
+                        _apply(conn, op)
                     conn.execute("RELEASE batch")
                     outcomes.append(None)
                 except Exception as exc:
