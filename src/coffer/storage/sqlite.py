@@ -9,8 +9,8 @@ connection; WAL lets the reader see every committed write without blocking.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import builtins
+import contextlib
 import os
 import sqlite3
 import threading
