@@ -102,3 +102,56 @@ def test_fail_closed(sqlite_server, tmp_path):
     time.sleep(0.5)
     s.request("PUT", "kv/after", token=root, json={"a": "b"}).raise_for_status()
     assert any(e["request"]["path"] == "kv/after" for e in lines(log))
+
+
+@pytest.fixture
+def aws_audited(sqlite_server, moto, tmp_path):
+    """An unsealed SQLite server with aws/ on moto and a file audit device."""
+    from aws_support import MINIMAL_ROOT_POLICY
+    from conftest import init_and_unseal
+
+    _, root = init_and_unseal(sqlite_server)
+    s = sqlite_server
+    s.root_token = root
+    log = tmp_path / "audit" / "audit.log"
+    log.parent.mkdir()
+    s.request("PUT", "sys/audit/file", token=root, json={"type": "file", "options": {"file_path": str(log)}})
+    s.request("POST", "sys/mounts/aws", token=root, json={"type": "aws"}).raise_for_status()
+    s.request("POST", "sys/mounts/kv", token=root, json={"type": "kv"}).raise_for_status()
+    key = moto.make_user(f"root-{uuid.uuid4().hex[:6]}", MINIMAL_ROOT_POLICY)
+    s.request("PUT", "aws/config/root", token=root, json={
+        "access_key": key.access_key_id, "secret_key": key.secret_access_key,
+        "iam_endpoint": moto.endpoint, "sts_endpoint": moto.endpoint}).raise_for_status()
+    s.request("PUT", "aws/roles/deploy", token=root, json={"credential_type": "iam_user", "policy_document": {
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}]}
+    }).raise_for_status()
+    return s, log
+
+
+def test_aws_credentials_and_kv_values_are_hashed(aws_audited):
+    s, log = aws_audited
+    creds = s.request("GET", "aws/creds/deploy", token=s.root_token).json()
+    value = f"kv-value-{uuid.uuid4().hex}"
+    s.request("PUT", "kv/app", token=s.root_token, json={"password": value}).raise_for_status()
+    text = log.read_text()
+    for plaintext in (s.root_token, creds["data"]["secret_key"], value):
+        assert plaintext not in text
+    entries = [e for e in lines(log) if e["request"]["path"] == "aws/creds/deploy"]
+    assert [e["type"] for e in entries] == ["request", "response"]
+    logged = entries[1]["response"]["data"]["secret_key"]
+    assert entries[1]["response"]["secret"]["lease_id"] == creds["lease_id"]
+    hashed = s.request("PUT", "sys/audit-hash/file", token=s.root_token,
+                       json={"input": creds["data"]["secret_key"]}).json()["data"]["hash"]
+    assert hashed == logged
+
+
+def test_unwritable_audit_fails_creds_closed(aws_audited, moto):
+    s, log = aws_audited
+    before = set(moto.user_names())
+    log.unlink()
+    log.mkdir()  # the only device can no longer write
+    s.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    r = s.request("GET", "aws/creds/deploy", token=s.root_token)
+    assert r.status_code == 500 and "audit" in r.json()["errors"][0]
+    assert set(moto.user_names()) == before

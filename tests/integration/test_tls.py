@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -69,6 +70,10 @@ def test_https_with_hvac_and_cli(tmp_path):
         assert "Initialized" in skip.stdout
         bad = subprocess.run(run, env=env, capture_output=True, text=True)
         assert bad.returncode == 2 and "certificate" in bad.stderr.lower() and "Traceback" not in bad.stderr
+        # Plain HTTP to the HTTPS listener fails cleanly, and the server keeps serving.
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(f"http://127.0.0.1:{server.port}/v1/sys/seal-status", timeout=5)
+        assert server.client(None).sys.read_seal_status()["sealed"] is True
     finally:
         server.stop()
 
