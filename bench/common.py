@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import http.client
 import json
+import math
 import os
 import re
 import shutil
@@ -302,7 +303,7 @@ def load(port: int, path: str, *, seconds: float, connections: int = 32, method:
     ``limit_per_thread`` (creds.lua): each wrk thread stops after that many answers.
     """
     if WRK:
-        args = [WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", f"--timeout={timeout_s}s", "--latency",
+        args = [WRK, f"-t{threads}", f"-c{connections}", f"-d{max(1, math.ceil(seconds))}s", f"--timeout={timeout_s}s", "--latency",
                 "-s", str(LUA_DIR / lua), f"http://{HOST}:{port}{path}"]
         env = {**os.environ, "BENCH_TOKEN": token, "BENCH_LIMIT_PER_THREAD": str(limit_per_thread)}
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,

@@ -64,6 +64,25 @@ class Storage(ABC):
         """Release connections and files."""
 
 
+#: The character right after ``/``: ``folder + AFTER_SLASH`` sorts after every
+#: key under ``folder/``, so it is where a listing jumps to skip a whole folder.
+AFTER_SLASH = chr(ord("/") + 1)
+
+
+def check_key(key: object) -> str:
+    """``key``, checked to be a string."""
+    if not isinstance(key, str):
+        raise TypeError(f"storage keys must be str, not {type(key).__name__}")
+    return key
+
+
+def check_value(value: object) -> bytes:
+    """An immutable ``bytes`` copy of ``value``, which must be bytes-like."""
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"storage values must be bytes, not {type(value).__name__}")
+    return bytes(value)
+
+
 def prefix_end(prefix: str) -> str:
     """The smallest string greater than every string starting with ``prefix``."""
     return prefix + "\U0010ffff"

@@ -6,25 +6,7 @@ import builtins
 
 from sortedcontainers import SortedDict
 
-from coffer.storage.base import Delete, Op, Put, Storage
-
-#: The character right after ``/``: ``folder + _AFTER_SLASH`` sorts after
-#: every key under ``folder/``, so it is where a list jumps to skip a folder.
-_AFTER_SLASH = chr(ord("/") + 1)
-
-
-def _key(key: object) -> str:
-    """Check that ``key`` is a string."""
-    if not isinstance(key, str):
-        raise TypeError(f"storage keys must be str, not {type(key).__name__}")
-    return key
-
-
-def _value(value: object) -> bytes:
-    """An immutable ``bytes`` copy of ``value``, which must be bytes-like."""
-    if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise TypeError(f"storage values must be bytes, not {type(value).__name__}")
-    return bytes(value)
+from coffer.storage.base import AFTER_SLASH, Delete, Op, Put, Storage, check_key, check_value
 
 
 class InmemStorage(Storage):
@@ -44,7 +26,7 @@ class InmemStorage(Storage):
 
     async def put(self, key: str, value: bytes) -> None:
         """Store a copy of ``value`` at ``key``."""
-        self._data[_key(key)] = _value(value)
+        self._data[check_key(key)] = check_value(value)
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
@@ -70,7 +52,7 @@ class InmemStorage(Storage):
                         out.append(key[start:])
                     continue
                 out.append(key[start : cut + 1])
-                lower = key[:cut] + _AFTER_SLASH
+                lower = key[:cut] + AFTER_SLASH
                 break
             else:
                 return out
@@ -93,9 +75,9 @@ class InmemStorage(Storage):
         checked: list[tuple[str, bytes | None]] = []
         for op in ops:
             if isinstance(op, Put):
-                checked.append((_key(op.key), _value(op.value)))
+                checked.append((check_key(op.key), check_value(op.value)))
             elif isinstance(op, Delete):
-                checked.append((_key(op.key), None))
+                checked.append((check_key(op.key), None))
             else:
                 raise TypeError(f"unknown storage op {op!r}")
         for key, value in checked:

@@ -17,11 +17,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from coffer.storage.base import Delete, Op, Put, Storage, prefix_end
-
-#: The character right after ``/``: ``folder + _AFTER_SLASH`` sorts after
-#: every key under ``folder/``, so it is where a list jumps to skip a folder.
-_AFTER_SLASH = chr(ord("/") + 1)
+from coffer.storage.base import AFTER_SLASH, Delete, Op, Put, Storage, check_key, check_value, prefix_end
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
 _GET = "SELECT value FROM kv WHERE key = ?"
@@ -30,20 +26,6 @@ _DELETE = "DELETE FROM kv WHERE key = ?"
 _FIRST_FROM = "SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT 1"
 _FIRST_AFTER = "SELECT key FROM kv WHERE key > ? AND key < ? ORDER BY key LIMIT 1"
 _SCAN = "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?"
-
-
-def _key(key: object) -> str:
-    """Check that ``key`` is a string."""
-    if not isinstance(key, str):
-        raise TypeError(f"storage keys must be str, not {type(key).__name__}")
-    return key
-
-
-def _value(value: object) -> bytes:
-    """An immutable ``bytes`` copy of ``value``, which must be bytes-like."""
-    if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise TypeError(f"storage values must be bytes, not {type(value).__name__}")
-    return bytes(value)
 
 
 def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
@@ -63,9 +45,9 @@ def _settle_all(futures: Sequence[asyncio.Future[None]], outcomes: Sequence[Base
 
 def _apply(conn: sqlite3.Connection, op: Op) -> None:
     if isinstance(op, Put):
-        conn.execute(_PUT, (_key(op.key), _value(op.value)))
+        conn.execute(_PUT, (check_key(op.key), check_value(op.value)))
     elif isinstance(op, Delete):
-        conn.execute(_DELETE, (_key(op.key),))
+        conn.execute(_DELETE, (check_key(op.key),))
     else:
         raise TypeError(f"unknown storage op {op!r}")
 
@@ -148,7 +130,7 @@ class SqliteStorage(Storage):
                 query, cursor = _FIRST_AFTER, key
             else:
                 out.append(key[start : cut + 1])
-                query, cursor = _FIRST_FROM, key[:cut] + _AFTER_SLASH
+                query, cursor = _FIRST_FROM, key[:cut] + AFTER_SLASH
 
     async def scan(self, start: str, end: str, limit: int | None = None) -> builtins.list[tuple[str, bytes]]:
         """Entries with ``start <= key < end`` in key order, at most ``limit``."""

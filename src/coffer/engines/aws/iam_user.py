@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.parsers import ResponseParserError
@@ -84,6 +85,41 @@ def create_user_sync(iam: Any, username: str, role_name: str, role: Role, tags: 
     return {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """One kind of thing that can hang off an IAM user, and how to take it off."""
+
+    what: str
+    listing: str  # the SDK's list method
+    key: str  # where its answer holds the items
+    list_permission: str
+    removal: str  # the SDK's remove method
+    removal_permission: str
+    id_param: str  # the item's id, as the remove method's parameter
+
+
+ATTACHMENTS = (
+    Attachment("access key", "list_access_keys", "AccessKeyMetadata", "iam:ListAccessKeys",
+               "delete_access_key", "iam:DeleteAccessKey", "AccessKeyId"),
+    Attachment("inline policy", "list_user_policies", "PolicyNames", "iam:ListUserPolicies",
+               "delete_user_policy", "iam:DeleteUserPolicy", "PolicyName"),
+    Attachment("managed policy", "list_attached_user_policies", "AttachedPolicies", "iam:ListAttachedUserPolicies",
+               "detach_user_policy", "iam:DetachUserPolicy", "PolicyArn"),
+    Attachment("group", "list_groups_for_user", "Groups", "iam:ListGroupsForUser",
+               "remove_user_from_group", "iam:RemoveUserFromGroup", "GroupName"),
+    Attachment("MFA device", "list_mfa_devices", "MFADevices", "iam:ListMFADevices",
+               "deactivate_mfa_device", "iam:DeactivateMFADevice", "SerialNumber"),
+    Attachment("SSH key", "list_ssh_public_keys", "SSHPublicKeys", "iam:ListSSHPublicKeys",
+               "delete_ssh_public_key", "iam:DeleteSSHPublicKey", "SSHPublicKeyId"),
+    Attachment("signing certificate", "list_signing_certificates", "Certificates", "iam:ListSigningCertificates",
+               "delete_signing_certificate", "iam:DeleteSigningCertificate", "CertificateId"),
+    Attachment("service credential", "list_service_specific_credentials", "ServiceSpecificCredentials",
+               "iam:ListServiceSpecificCredentials", "delete_service_specific_credential",
+               "iam:DeleteServiceSpecificCredential", "ServiceSpecificCredentialId"),
+)
+_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
+
+
 def delete_user_sync(iam: Any, username: str, unsupported: set[str] | None = None) -> None:
     """Tear the user down completely; raises UserGone if it does not exist.
 
@@ -91,94 +127,73 @@ def delete_user_sync(iam: Any, username: str, unsupported: set[str] | None = Non
     IAM-compatible endpoints lack e.g. service-specific credentials); they
     are skipped from then on.
     """
-    refused: list[str] = []
-    left: list[str] = []
+    refused: list[str] = []  # permissions the root credentials lack
+    left: list[str] = []  # what may still hang off the user because of that
     unsupported = unsupported if unsupported is not None else set()
+    seen = False
 
-    def listing(method: str, key: str, permission: str, paginated: bool = True) -> list[dict[str, Any]]:
-        if method in unsupported:
+    def items(kind: Attachment) -> list[Any]:
+        nonlocal seen
+        if kind.listing in unsupported:
             return []
         try:
-            if paginated:
-                pages = iam.get_paginator(method).paginate(UserName=username)
-                return [item for page in pages for item in page[key]]
-            return list(getattr(iam, method)(UserName=username)[key])
+            if iam.can_paginate(kind.listing):
+                pages = iam.get_paginator(kind.listing).paginate(UserName=username)
+                found = [item for page in pages for item in page[kind.key]]
+            else:
+                found = list(getattr(iam, kind.listing)(UserName=username)[kind.key])
+            seen = True  # a listing answered: the user exists
+            return found
         except ResponseParserError:
-            if method in _CORE_LISTINGS:
+            if kind.listing in _CORE_LISTINGS:
                 raise
-            unsupported.add(method)
+            unsupported.add(kind.listing)
             return []
         except Exception as exc:
             code = error_code(exc)
             if code == "NoSuchEntity":
                 raise UserGone(username) from exc
-            if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
-                refused.append(permission)
-                left.append(key)
+            if code in _DENIED:
+                refused.append(kind.list_permission)
+                left.append(f"{kind.what}s")
                 return []
-            raise StepError(f"Error listing {key} of user {username}", exc) from exc
+            raise StepError(f"Error listing the {kind.what}s of user {username}", exc) from exc
 
-    def attempt(permission: str, what: str, fn: Any, **kwargs: Any) -> None:
+    def remove(permission: str, what: str, fn: Any, **params: Any) -> None:
         try:
-            fn(UserName=username, **kwargs)
+            fn(UserName=username, **params)
         except Exception as exc:
             code = error_code(exc)
             if code == "NoSuchEntity":
                 return
-            if code in ("AccessDenied", "AccessDeniedException"):
+            if code in _DENIED:
                 refused.append(permission)
                 left.append(what)
                 return
             raise StepError(f"Error removing {what} from user {username}", exc) from exc
 
-    keys = listing("list_access_keys", "AccessKeyMetadata", "iam:ListAccessKeys")
     try:
-        _remove_all(iam, username, keys, listing, attempt, refused, left)
+        for kind in ATTACHMENTS:
+            for item in items(kind):
+                ident = item if isinstance(item, str) else item[kind.id_param]
+                remove(kind.removal_permission, f"{kind.what} {ident}", getattr(iam, kind.removal),
+                       **{kind.id_param: ident})
+        remove("iam:DeleteLoginProfile", "login profile", iam.delete_login_profile)
+        try:
+            iam.delete_user(UserName=username)
+        except Exception as exc:
+            code = error_code(exc)
+            if code == "NoSuchEntity":
+                return
+            if code == "DeleteConflict" and refused:
+                raise StepError(
+                    f"Error deleting IAM user {username}: it still has attachments coffer could not remove "
+                    f"({', '.join(left)}) because the root credentials lack {', '.join(sorted(set(refused)))}",
+                    exc) from exc
+            raise StepError(f"Error deleting IAM user {username}", exc) from exc
     except StepError as exc:
-        exc.user_seen = True  # the user existed when this attempt began
+        exc.user_seen = seen
         raise
-
-
-def _remove_all(iam: Any, username: str, keys: list[dict[str, Any]], listing: Any, attempt: Any,
-                refused: list[str], left: list[str]) -> None:
-    for key in keys:
-        attempt("iam:DeleteAccessKey", f"access key {key['AccessKeyId']}", iam.delete_access_key,
-                AccessKeyId=key["AccessKeyId"])
-    for name in listing("list_user_policies", "PolicyNames", "iam:ListUserPolicies"):
-        attempt("iam:DeleteUserPolicy", f"inline policy {name}", iam.delete_user_policy, PolicyName=name)
-    for policy in listing("list_attached_user_policies", "AttachedPolicies", "iam:ListAttachedUserPolicies"):
-        attempt("iam:DetachUserPolicy", f"managed policy {policy['PolicyArn']}", iam.detach_user_policy,
-                PolicyArn=policy["PolicyArn"])
-    for group in listing("list_groups_for_user", "Groups", "iam:ListGroupsForUser"):
-        attempt("iam:RemoveUserFromGroup", f"group {group['GroupName']}", iam.remove_user_from_group,
-                GroupName=group["GroupName"])
-    attempt("iam:DeleteLoginProfile", "login profile", iam.delete_login_profile)
-    for device in listing("list_mfa_devices", "MFADevices", "iam:ListMFADevices"):
-        attempt("iam:DeactivateMFADevice", f"MFA device {device['SerialNumber']}", iam.deactivate_mfa_device,
-                SerialNumber=device["SerialNumber"])
-    for ssh in listing("list_ssh_public_keys", "SSHPublicKeys", "iam:ListSSHPublicKeys"):
-        attempt("iam:DeleteSSHPublicKey", f"SSH key {ssh['SSHPublicKeyId']}", iam.delete_ssh_public_key,
-                SSHPublicKeyId=ssh["SSHPublicKeyId"])
-    for cert in listing("list_signing_certificates", "Certificates", "iam:ListSigningCertificates"):
-        attempt("iam:DeleteSigningCertificate", f"signing certificate {cert['CertificateId']}",
-                iam.delete_signing_certificate, CertificateId=cert["CertificateId"])
-    for cred in listing("list_service_specific_credentials", "ServiceSpecificCredentials",
-                        "iam:ListServiceSpecificCredentials", paginated=False):
-        attempt("iam:DeleteServiceSpecificCredential", f"service credential {cred['ServiceSpecificCredentialId']}",
-                iam.delete_service_specific_credential,
-                ServiceSpecificCredentialId=cred["ServiceSpecificCredentialId"])
-    try:
-        iam.delete_user(UserName=username)
-    except Exception as exc:
-        code = error_code(exc)
-        if code == "NoSuchEntity":
-            return
-        if code == "DeleteConflict" and refused:
-            raise StepError(
-                f"Error deleting IAM user {username}: it still has attachments coffer could not remove "
-                f"({', '.join(left)}) because the root credentials lack {', '.join(sorted(set(refused)))}",
-                exc) from exc
-        raise StepError(f"Error deleting IAM user {username}", exc) from exc
 
 
 def _upstream(exc: StepError) -> Exception:
