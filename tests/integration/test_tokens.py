@@ -423,3 +423,14 @@ def test_limited_use_token_revoked_by_another_request_stays_revoked(dev_server):
     dev_server.client().auth.token.revoke(token)
     assert not alive(dev_server, token)
     assert dev_server.request("POST", "auth/token/lookup", json={"token": token}).status_code == 403
+
+
+def test_limited_use_token_serves_exactly_its_uses_under_concurrency(dev_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = dev_server.request("POST", "auth/token/create", json={"num_uses": 3, "policies": ["default"]}).json()[
+        "auth"]["client_token"]
+    with ThreadPoolExecutor(10) as pool:
+        codes = list(pool.map(lambda _: dev_server.request("GET", "auth/token/lookup-self", token=token).status_code,
+                              range(10)))
+    assert sorted(codes) == [200] * 3 + [403] * 7

@@ -28,7 +28,8 @@ from coffer.core.policystore import PolicyStore
 from coffer.core.tokens import TokenEntry, TokenStore
 from coffer.errors import CofferError, InvalidRequest, NotFound, PermissionDenied, Sealed
 from coffer.framework import wal
-from coffer.framework.backend import Backend
+from coffer.framework.backend import Backend, Path
+from coffer.framework.fields import FieldData
 from coffer.framework.request import CREATE, HELP, UPDATE, Request, Response
 from coffer.framework.storage import StorageView
 from coffer.storage.base import Delete, Put, Storage
@@ -308,6 +309,17 @@ class Core:
         if token is not None and req.operation != HELP:
             await self._authorize(req, token, backend, rel)
         data = backend.field_data(path, captures, req)
+        last_use = token is not None and await self.tokens.use(token)
+        try:
+            return await self._run(req, backend, path, data, entry, token)
+        finally:
+            if last_use:
+                assert token is not None
+                await self.tokens.revoke_tree(token)
+
+    async def _run(self, req: Request, backend: Backend, path: Path, data: FieldData, entry: MountEntry | None,
+                   token: TokenEntry | None) -> Response | None:
+        """The engine's part, between the request's and the response's audit."""
         if self.audit.enabled and not self.audit.log_request(req):
             raise CofferError("no audit device could record the request, so it was refused; "
                               "check the audit devices (sys/audit)")
@@ -318,8 +330,6 @@ class Core:
             await self._withdraw(resp)
             raise CofferError("no audit device could record the response, so it was withheld "
                               "(any lease or token in it was revoked); check the audit devices (sys/audit)")
-        if token is not None and token.num_uses and await self.tokens.use(token):
-            await self.tokens.revoke_tree(token)
         return resp
 
     async def _withdraw(self, resp: Response | None) -> None:

@@ -14,6 +14,7 @@ Storage layout (inside the barrier):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -126,6 +127,8 @@ class TokenEntry:
 
 
 RevokeHook = Callable[[TokenEntry], Awaitable[None]]
+#: ``num_uses`` of a limited-use token whose last use is under way.
+USED_UP = -1
 
 
 class TokenStore:
@@ -134,6 +137,7 @@ class TokenStore:
         self.default_ttl = default_ttl
         self.max_ttl = max_ttl
         self._salt = b""
+        self._use_lock = asyncio.Lock()
         #: Called for each token as it is revoked (leases hook in here).
         self.revoke_hooks: list[RevokeHook] = []
         #: hash -> the stored (decrypted) JSON of live entries, so the lookup every request makes
@@ -180,7 +184,7 @@ class TokenStore:
         if not token_id or len(token_id) > 256:
             return None
         entry = await self._load(self.hash(token_id))
-        if entry is None or (entry.expire_time and entry.expire_time <= time.time()):
+        if entry is None or entry.num_uses == USED_UP or (entry.expire_time and entry.expire_time <= time.time()):
             return None
         return entry
 
@@ -278,20 +282,26 @@ class TokenStore:
         return entry
 
     async def use(self, entry: TokenEntry) -> bool:
-        """Count one use of a limited-use token; True if that was its last."""
+        """Count one use of a limited-use token, before its request runs.
+
+        Answers True if that was its last use (the caller revokes the token once
+        the request is done). Concurrent requests are counted one at a time
+        against what is stored, so a token never serves more requests than it has
+        uses; a used-up token is stored with ``num_uses = -1`` until revoked.
+        """
         if not entry.num_uses:
             return False
-        # Count against what is stored now: the request may have revoked the
-        # token (revoke-self), and writing it back would bring it back to life.
-        stored = await self._load(entry.hash)
-        if stored is None:
-            return False
-        stored.num_uses -= 1
-        entry.num_uses = stored.num_uses
-        if stored.num_uses <= 0:
-            return True
-        await self._write(stored, old_expire=stored.expire_time)
-        return False
+        async with self._use_lock:
+            stored = await self._load(entry.hash)
+            if stored is None or stored.num_uses <= 0:
+                raise PermissionDenied()
+            stored.num_uses -= 1
+            last = stored.num_uses == 0
+            if last:
+                stored.num_uses = USED_UP
+            await self._write(stored, old_expire=stored.expire_time)
+        entry.num_uses = max(stored.num_uses, 0)
+        return last
 
     async def children(self, token_hash: str) -> list[str]:
         return [k for k in await self.storage.list(f"{PARENT}{token_hash}/") if not k.endswith("/")]
