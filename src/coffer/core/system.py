@@ -73,7 +73,7 @@ def system_backend(core: Core) -> Backend:
     async def unseal(req: Request, d: FieldData) -> Response:
         if not d["reset"] and not d["key"]:
             raise InvalidRequest("'key' must be specified in request body as JSON, or 'reset' set to true")
-        key = decode_key(d["key"]) if d["key"] else None
+        key = decode_key(d["key"]) if d["key"] and not d["reset"] else None  # reset wins, as in Vault
         await core.submit_unseal_key(key, reset=d["reset"])
         return raw(core.status())
 
