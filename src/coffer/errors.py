@@ -45,11 +45,6 @@ class PayloadTooLarge(CofferError):
     default_message = "request body too large"
 
 
-class TooManyRequests(CofferError):
-    status = 429
-    default_message = "too many requests"
-
-
 class UpstreamError(CofferError):
     status = 502
     default_message = "upstream error"
@@ -58,8 +53,3 @@ class UpstreamError(CofferError):
 class Sealed(CofferError):
     status = 503
     default_message = "Vault is sealed"
-
-
-class NotInitialized(CofferError):
-    status = 400
-    default_message = "Vault is not initialized"

@@ -365,9 +365,3 @@ class TokenStore:
                 continue
             count += await self.revoke_tree(entry)
         return count
-
-
-def require_token(entry: TokenEntry | None) -> TokenEntry:
-    if entry is None:
-        raise PermissionDenied()
-    return entry

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from coffer.core.core import Core
-from coffer.errors import CofferError, PayloadTooLarge
+from coffer.errors import CofferError, InvalidRequest, PayloadTooLarge, UnsupportedOperation
 from coffer.framework.request import DELETE, HELP, LIST, READ, UPDATE, Request, Response
 
 log = logging.getLogger("coffer.http")
@@ -26,14 +26,6 @@ _EMPTY_HEADERS = [(b"cache-control", b"no-store")]
 # PATCH is not a write: no engine implements patch, and treating it as one
 # replaced a whole kv v1 secret with the patch. Vault answers 405.
 _WRITE_METHODS = {"PUT", "POST"}
-
-
-class BadRequest(CofferError):
-    status = 400
-
-
-class MethodNotAllowed(CofferError):
-    status = 405
 
 
 def _operation(method: str, query: dict[str, str]) -> str:
@@ -49,7 +41,7 @@ def _operation(method: str, query: dict[str, str]) -> str:
         return UPDATE
     if method == "DELETE":
         return DELETE
-    raise MethodNotAllowed(f"method {method} is not supported; use GET, LIST, PUT, POST or DELETE")
+    raise UnsupportedOperation(f"method {method} is not supported; use GET, LIST, PUT, POST or DELETE")
 
 
 def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
@@ -62,9 +54,9 @@ def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"failed to parse JSON input: {exc}") from None
+        raise InvalidRequest(f"failed to parse JSON input: {exc}") from None
     if not isinstance(data, dict):
-        raise BadRequest("the request body must be a JSON object")
+        raise InvalidRequest("the request body must be a JSON object")
     return {k: v for k, v in data.items() if v is not None}
 
 

@@ -1,6 +1,6 @@
 """boto3 clients for one mount, and running their (blocking) calls off the loop.
 
-One IAM and one STS client per distinct ``config/root``, cached by a
+One IAM client per distinct ``config/root`` (STS joins with the STS credential types), cached by a
 fingerprint of that config, so a rewrite of the config rebuilds them. Every
 AWS call runs in a bounded thread pool shared by all mounts: a slow AWS call
 never stalls the event loop, and concurrent requests are not serialised.
@@ -37,45 +37,38 @@ def region_of(config: dict[str, Any]) -> str:
 
 
 class Clients:
-    """The clients of one mount, rebuilt whenever its config/root changes."""
+    """The IAM client of one mount, rebuilt whenever its config/root changes."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key = ""
         self._iam: Any = None
-        self._sts: Any = None
-
-    def _build(self, config: dict[str, Any]) -> None:
-        key = hashlib.sha256(orjson.dumps(config, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        if key == self._key:
-            return
-        with self._lock:
-            if key == self._key:
-                return
-            session = boto3.session.Session(
-                aws_access_key_id=config.get("access_key") or None,
-                aws_secret_access_key=config.get("secret_key") or None,
-                region_name=region_of(config),
-            )
-            retries = config.get("max_retries", -1)
-            botocfg = Config(
-                retries={"mode": "standard", **({"total_max_attempts": retries + 1} if retries >= 0 else {})},
-                max_pool_connections=POOL_SIZE,
-                connect_timeout=10,
-                read_timeout=30,
-            )
-            self._iam = session.client("iam", endpoint_url=config.get("iam_endpoint") or None, config=botocfg)
-            self._sts = session.client("sts", endpoint_url=config.get("sts_endpoint") or None,
-                                       region_name=config.get("sts_region") or region_of(config), config=botocfg)
-            self._key = key
 
     def iam(self, config: dict[str, Any]) -> Any:
-        self._build(config)
+        """The IAM client for ``config`` (built once per distinct config)."""
+        key = hashlib.sha256(orjson.dumps(config, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        if key != self._key:
+            with self._lock:
+                if key != self._key:
+                    self._iam = self._client("iam", config)
+                    self._key = key
         return self._iam
 
-    def sts(self, config: dict[str, Any]) -> Any:
-        self._build(config)
-        return self._sts
+    @staticmethod
+    def _client(service: str, config: dict[str, Any]) -> Any:
+        session = boto3.session.Session(
+            aws_access_key_id=config.get("access_key") or None,
+            aws_secret_access_key=config.get("secret_key") or None,
+            region_name=region_of(config),
+        )
+        retries = config.get("max_retries", -1)
+        botocfg = Config(
+            retries={"mode": "standard", **({"total_max_attempts": retries + 1} if retries >= 0 else {})},
+            max_pool_connections=POOL_SIZE,
+            connect_timeout=10,
+            read_timeout=30,
+        )
+        return session.client(service, endpoint_url=config.get(f"{service}_endpoint") or None, config=botocfg)
 
 
 async def call(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
