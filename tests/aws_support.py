@@ -447,13 +447,15 @@ def _self_signed_pem(common_name: str) -> str:
 
 # --------------------------------------------------------------------------- fault proxy
 
-FAULT_KINDS = ("throttle", "error500", "timeout", "drop", "drop_after", "timeout_after")
+FAULT_KINDS = ("throttle", "error500", "invalid_token", "timeout", "drop", "drop_after", "timeout_after")
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
                "te", "trailer", "trailers", "transfer-encoding", "upgrade"}
 
 _ERRORS = {
     "throttle": (400, "Sender", "Throttling", "Rate exceeded"),
+    # What AWS answers for a key it does not know yet (for a few seconds after CreateAccessKey).
+    "invalid_token": (403, "Sender", "InvalidClientTokenId", "The security token included in the request is invalid."),
     "error500": (500, "Receiver", "ServiceFailure",
                  "The request processing has failed because of an unknown error, exception or failure."),
 }

@@ -449,3 +449,36 @@ def test_root_that_can_attach_but_not_list_attached_policies_cannot_revoke(aws, 
     wait_until(lambda: lookup(aws, creds["lease_id"]).status_code != 200, "a background retry revoked the lease")
     assert not moto.user_exists(user)
     assert moto.admin_iam().list_entities_for_policy(PolicyArn=policy_arn)["PolicyUsers"] == []
+
+
+# --------------------------------------------------------------------------- 9. keys that work when handed out
+
+
+def test_wait_for_usable_key_holds_the_answer_until_aws_accepts_the_key(coffer, fault_proxy):
+    role = unique()
+    put_role(coffer, role, policy_document=json.dumps(ROLE_POLICY), wait_for_usable_key="20s")
+    assert coffer.request("GET", f"aws/roles/{role}", token=coffer.root_token).json()["data"][
+        "wait_for_usable_key"] == 20
+    # AWS refuses a new key for a while (vault#687): the first two checks are refused.
+    fault_proxy.fail("GetCallerIdentity", "invalid_token", times=2)
+    creds = issue_ok(coffer, role)
+    assert creds["warnings"] is None
+    assert [status for action, status in fault_proxy.calls if action == "GetCallerIdentity"] == [403, 403, 200]
+
+
+def test_wait_for_usable_key_gives_up_with_a_warning(coffer, fault_proxy):
+    role = unique()
+    put_role(coffer, role, policy_document=json.dumps(ROLE_POLICY), wait_for_usable_key="1s")
+    fault_proxy.fail("GetCallerIdentity", "invalid_token", times=None)
+    creds = issue_ok(coffer, role)
+    assert creds["data"]["access_key"] and "did not accept the new key within 1s" in creds["warnings"][0]
+
+
+def test_without_wait_no_check_is_made(coffer, fault_proxy):
+    role = unique()
+    put_role(coffer, role, policy_document=json.dumps(ROLE_POLICY))
+    issue_ok(coffer, role)
+    assert "GetCallerIdentity" not in [action for action, _ in fault_proxy.calls]
+    r = coffer.request("POST", f"aws/roles/{unique()}", token=coffer.root_token, json={
+        "credential_type": "iam_user", "policy_document": json.dumps(ROLE_POLICY), "wait_for_usable_key": "1h"})
+    assert r.status_code == 400 and "wait_for_usable_key" in r.json()["errors"][0]

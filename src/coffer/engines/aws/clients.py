@@ -59,7 +59,7 @@ class Clients:
         session = boto3.session.Session(
             aws_access_key_id=config.get("access_key") or None,
             aws_secret_access_key=config.get("secret_key") or None,
-            region_name=region_of(config),
+            region_name=(config.get("sts_region") if service == "sts" else None) or region_of(config),
         )
         retries = config.get("max_retries", -1)
         botocfg = Config(
@@ -69,6 +69,11 @@ class Clients:
             read_timeout=30,
         )
         return session.client(service, endpoint_url=config.get(f"{service}_endpoint") or None, config=botocfg)
+
+
+def sts_with_key(config: dict[str, Any], access_key: str, secret_key: str) -> Any:
+    """An STS client signing with a newly made key (one attempt per call)."""
+    return Clients._client("sts", {**config, "access_key": access_key, "secret_key": secret_key, "max_retries": 0})
 
 
 async def call(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

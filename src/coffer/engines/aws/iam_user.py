@@ -15,6 +15,7 @@ then refuses DeleteUser, the error names what is left and what is missing.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any
 from botocore.parsers import ResponseParserError
 
 from coffer.engines.aws import config as cfg
-from coffer.engines.aws.clients import Clients, call, error_code, error_message, is_throttle
+from coffer.engines.aws.clients import Clients, call, error_code, error_message, is_throttle, sts_with_key
 from coffer.engines.aws.roles import Role, load_role
 from coffer.engines.aws.usernames import iam_username
 from coffer.errors import InvalidRequest, UpstreamError
@@ -208,6 +209,28 @@ def _upstream(exc: StepError) -> Exception:
     return UpstreamError(str(exc))
 
 
+async def wait_until_usable(config: dict[str, Any], keys: dict[str, str], limit: int) -> bool:
+    """Poll sts:GetCallerIdentity (which needs no permission) with the new key until AWS accepts it.
+
+    New IAM keys are refused with InvalidClientTokenId for a few seconds after
+    they are made (vault#687); a role may ask coffer to hand keys out only once
+    they work. Answers False if they still did not after ``limit`` seconds.
+    """
+    sts = await call(sts_with_key, config, keys["access_key"], keys["secret_key"])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    delay = 0.25
+    while True:
+        try:
+            await call(sts.get_caller_identity)
+            return True
+        except Exception:  # refused (not yet known) or a passing error: try again until the deadline
+            if loop.time() + delay > deadline:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 class IamUsers:
     """The iam_user credential type of one mount."""
 
@@ -236,10 +259,15 @@ class IamUsers:
         except StepError as exc:
             await self._undo(iam, req, username, wal_id)
             raise _upstream(exc) from None
+        warnings = []
+        if role.wait_for_usable_key and not await wait_until_usable(config, keys, role.wait_for_usable_key):
+            warnings.append(f"AWS did not accept the new key within {role.wait_for_usable_key}s; it usually "
+                            "does within seconds, so retry calls refused with InvalidClientTokenId")
         mount_default = req.mount_config.get("mount_default_lease_ttl", 0)
         ttl = lease["lease"] if lease else (mount_default or cfg.DEFAULT_LEASE)
         max_ttl = lease["lease_max"] if lease else 0
         return Response(
+            warnings=warnings,
             data={**keys, "session_token": None, "security_token": None},
             secret=Secret(type=SECRET_TYPE, ttl=ttl, max_ttl=max_ttl, renewable=True, wal_id=wal_id,
                           lease_id=lease_id,

@@ -16,6 +16,7 @@ from coffer.framework.storage import StorageView
 
 IAM_USER = "iam_user"
 STS_TYPES = ("assumed_role", "federation_token", "session_token")
+MAX_KEY_WAIT = 300
 LEGACY_WARNING = "Detected use of legacy role or policy parameter. Please upgrade to use the new parameters."
 S, L, KV, RAW, D = (FieldType.STRING, FieldType.COMMA_LIST, FieldType.KV_MAP, FieldType.RAW,
                     FieldType.DURATION)
@@ -36,6 +37,8 @@ class Role:
     iam_tags: dict[str, str] = field(default_factory=dict)
     user_path: str = ""
     permissions_boundary_arn: str = ""
+    #: Seconds to wait, at most, until AWS accepts a new key before answering (0: don't wait).
+    wait_for_usable_key: int = 0
 
     def describe(self) -> dict[str, Any]:
         return {**asdict(self), "role_arns": [], "session_tags": {}, "external_id": "", "default_sts_ttl": 0,
@@ -105,7 +108,10 @@ def _from_fields(d: FieldData, problems: list[str]) -> Role:
         iam_tags=d["iam_tags"],
         user_path=d["user_path"],
         permissions_boundary_arn=d["permissions_boundary_arn"],
+        wait_for_usable_key=d["wait_for_usable_key"],
     )
+    if not 0 <= role.wait_for_usable_key <= MAX_KEY_WAIT:
+        problems.append(f"wait_for_usable_key must be between 0 and {MAX_KEY_WAIT // 60} minutes")
     for arn in role.policy_arns:
         if not _POLICY_ARN.match(arn):
             problems.append(f"policy_arns: {arn!r} is not an IAM policy ARN (arn:aws:iam::<account>:policy/<name>)")
@@ -164,6 +170,9 @@ ROLE_FIELDS = {
     "user_path": Field(S, "The IAM path of the users, e.g. /coffer/.", default=""),
     "permissions_boundary_arn": Field(S, "A managed policy ARN set as each user's permissions boundary.",
                                       default=""),
+    "wait_for_usable_key": Field(D, "Answer only once AWS accepts the new key, waiting at most this long "
+                                    "(e.g. 30s; 0: answer at once). New IAM keys are often refused for 5-10 s.",
+                                 default=0),
     "role_arns": Field(L, "STS only (not supported yet).", default=[]),
     "default_sts_ttl": Field(D, "STS only (not supported yet).", default=0),
     "max_sts_ttl": Field(D, "STS only (not supported yet).", default=0),
