@@ -434,3 +434,12 @@ def test_limited_use_token_serves_exactly_its_uses_under_concurrency(dev_server)
         codes = list(pool.map(lambda _: dev_server.request("GET", "auth/token/lookup-self", token=token).status_code,
                               range(10)))
     assert sorted(codes) == [200] * 3 + [403] * 7
+
+
+def test_single_use_token_cannot_create_children_with_its_last_use(dev_server):
+    dev_server.request("PUT", "sys/policies/acl/maker1", json={
+        "policy": 'path "auth/token/create" { capabilities = ["update"] }'})
+    token = dev_server.request("POST", "auth/token/create", json={"num_uses": 1, "policies": ["maker1"]}).json()[
+        "auth"]["client_token"]
+    r = dev_server.request("POST", "auth/token/create", token=token, json={})
+    assert r.status_code == 400 and "restricted use token" in r.json()["errors"][0]

@@ -98,7 +98,7 @@ class TokenEntry:
             "id": token_id,
             "issue_time": rfc3339(self.creation_time),
             "meta": self.meta or None,
-            "num_uses": self.num_uses,
+            "num_uses": max(self.num_uses, 0),
             "orphan": self.orphan,
             "path": self.path,
             "period": self.period or None,
@@ -122,7 +122,7 @@ class TokenEntry:
             "token_type": "service",
             "orphan": self.orphan,
             "mfa_requirement": None,
-            "num_uses": self.num_uses,
+            "num_uses": max(self.num_uses, 0),
         }
 
 
@@ -300,7 +300,7 @@ class TokenStore:
             if last:
                 stored.num_uses = USED_UP
             await self._write(stored, old_expire=stored.expire_time)
-        entry.num_uses = max(stored.num_uses, 0)
+        entry.num_uses = stored.num_uses  # USED_UP (-1) on the last use: still a limited-use token
         return last
 
     async def children(self, token_hash: str) -> list[str]:
