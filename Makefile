@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint clean
+.PHONY: run test lint clean bench bench-full wrk
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,24 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(PIP) install -e '.[test]'
 	touch $@
+
+# `make bench`: the bench extra (profilers, moto) into the same .venv, and wrk (apt) if missing;
+# bench/run.py falls back to its Python load generator when wrk cannot be installed.
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(PIP) install -e '.[test,bench]'
+	touch $@
+
+wrk:
+	@command -v wrk >/dev/null || (command -v apt-get >/dev/null && \
+		(DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null 2>&1 || \
+		 (apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null 2>&1))) || \
+		echo "wrk unavailable: the benchmarks use bench/loadgen.py instead"
+
+bench: $(VENV)/.installed-bench wrk
+	$(PY) bench/run.py --quick
+
+bench-full: $(VENV)/.installed-bench wrk
+	$(PY) bench/run.py --full
 
 run: $(VENV)/.installed
 	$(VENV)/bin/coffer server -dev

@@ -38,10 +38,13 @@ def make_app(body: bytes):
                     return
         if scope["type"] != "http":
             return
-        while True:  # read the whole body, as coffer does
-            message = await receive()
-            if not message.get("more_body"):
-                break
+        # read the whole body when the request has one, as coffer does
+        names = {k for k, _ in scope["headers"]}
+        if b"content-length" in names or b"transfer-encoding" in names or scope.get("http_version") not in ("1.1", "1.0"):
+            while True:
+                message = await receive()
+                if not message.get("more_body"):
+                    break
         if scope["method"] in ("PUT", "POST"):
             await send({"type": "http.response.start", "status": 204, "headers": _EMPTY_HEADERS})
             await send({"type": "http.response.body", "body": b""})

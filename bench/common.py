@@ -136,10 +136,15 @@ class Http:
                 resp = self._conn.getresponse()
                 raw = resp.read()
                 break
-            except (ConnectionError, http.client.HTTPException, OSError):
+            except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected):
+                # a kept-alive connection the server had closed: reconnect once (never after a timeout,
+                # which may have been a slow request that did happen)
                 self.close()
                 if attempt:
                     raise
+            except (http.client.HTTPException, OSError):
+                self.close()
+                raise
         parsed = json.loads(raw) if raw else None
         if ok and resp.status not in ok:
             raise RuntimeError(f"{method} {path} -> {resp.status}: {raw[:500]!r}")
@@ -305,14 +310,26 @@ def load(port: int, path: str, *, seconds: float, connections: int = 32, method:
     if WRK:
         args = [WRK, f"-t{threads}", f"-c{connections}", f"-d{max(1, math.ceil(seconds))}s", f"--timeout={timeout_s}s", "--latency",
                 "-s", str(LUA_DIR / lua), f"http://{HOST}:{port}{path}"]
-        env = {**os.environ, "BENCH_TOKEN": token, "BENCH_LIMIT_PER_THREAD": str(limit_per_thread)}
+        import tempfile
+
+        done_dir = tempfile.mkdtemp(prefix="wrk-done-")
+        env = {**os.environ, "BENCH_TOKEN": token, "BENCH_LIMIT_PER_THREAD": str(limit_per_thread),
+               "BENCH_DONE_DIR": done_dir}
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 preexec_fn=_die_with_parent)
         PROCS.append(proc)
         try:
+            if limit_per_thread:  # every thread stopped after its share: end wrk now (SIGINT prints the summary)
+                deadline = time.monotonic() + seconds + 5
+                while proc.poll() is None and time.monotonic() < deadline:
+                    if len(os.listdir(done_dir)) >= threads:
+                        proc.send_signal(signal.SIGINT)
+                        break
+                    time.sleep(0.02)
             out, _ = proc.communicate(timeout=seconds + 60)
         finally:
             stop(proc)
+            shutil.rmtree(done_dir, ignore_errors=True)
         if proc.returncode != 0:
             raise RuntimeError(f"wrk failed ({proc.returncode}):\n{out}")
         return parse_wrk(out)

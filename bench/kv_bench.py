@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from common import PYTHON, Coffer, Http, LoadResult, Row, fmt3, load, log, spawn, stop, wait_port, free_port
+from common import PYTHON, Coffer, Http, LoadResult, Row, fmt3, free_port, load, log, spawn, stop, wait_port
 
 POLICY = 'path "secret/bench*" {\n  capabilities = ["create", "read", "update"]\n}\n'
 SECRET = {"username": "bench-user", "password": "correct-horse-battery-staple", "url": "https://db.example:5432"}
@@ -46,7 +46,7 @@ def raw_get(port: int, path: str, token: str) -> bytes:
 
 
 def run(workdir: Path, *, quick: bool, reps: int = 3) -> tuple[list[Row], dict[str, Any]]:
-    seconds = 5 if quick else 10
+    seconds = 4 if quick else 10
     coffer, token = setup_coffer(workdir / "kv")
     bare = None
     try:
@@ -76,9 +76,8 @@ def run(workdir: Path, *, quick: bool, reps: int = 3) -> tuple[list[Row], dict[s
                                           lua="put.lua", method="PUT", body=PUT_BODY))
             res["coffer_write"].append(load(coffer.port, "/v1/secret/bench-write", seconds=seconds, token=token,
                                             lua="put.lua", method="PUT", body=PUT_BODY))
-            log("kv rep %d: read %.0f vs %.0f req/s, write %.0f vs %.0f req/s" % (
-                rep + 1, res["coffer_read"][-1].rps, res["bare_read"][-1].rps, res["coffer_write"][-1].rps,
-                res["bare_write"][-1].rps))
+            log(f"kv rep {rep + 1}: read {res['coffer_read'][-1].rps:.0f} vs {res['bare_read'][-1].rps:.0f} req/s, "
+                f"write {res['coffer_write'][-1].rps:.0f} vs {res['bare_write'][-1].rps:.0f} req/s")
         errors = {k: sum(r.errors for r in v) for k, v in res.items()}
         if any(errors.values()):
             raise RuntimeError(f"error answers during the KV benchmark: {errors}")
@@ -106,3 +105,21 @@ def run(workdir: Path, *, quick: bool, reps: int = 3) -> tuple[list[Row], dict[s
     raw["seconds"] = seconds
     raw["tool"] = res["coffer_read"][0].tool
     return rows, raw
+
+
+def profile(workdir: Path, kind: str, seconds: int = 6) -> str:
+    """py-spy profile (text summary) of coffer serving the KV ``kind`` load with wrk."""
+    import profiling
+
+    coffer, token = setup_coffer(workdir / f"kv-profile-{kind}")
+    try:
+        lua, path = ("get.lua", "/v1/secret/bench") if kind == "read" else ("put.lua", "/v1/secret/bench-write")
+        load(coffer.port, path, seconds=2, token=token, lua=lua)
+        out = workdir / f"kv-profile-{kind}.txt"
+        spy = profiling.start(coffer.pid, seconds, out)
+        res = load(coffer.port, path, seconds=seconds - 1, token=token, lua=lua)
+        profiling.finish(spy)
+        return (f"coffer under wrk {kind} load for {seconds - 1}s ({res.rps:,.0f} req/s while sampled), "
+                f"all threads of the server process:\n\n" + profiling.summarise(out, 30))
+    finally:
+        coffer.stop()

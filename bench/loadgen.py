@@ -87,7 +87,9 @@ async def _worker(port: int, make: Callable[[], bytes], deadline: float, rec: Re
             t0 = time.perf_counter()
             try:
                 status = await asyncio.wait_for(conn.roundtrip(make()), timeout=30)
-            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - any failed request counts as an error, the worker goes on
                 conn.close()
                 rec.errors += 1
                 await asyncio.sleep(0.01)
@@ -115,12 +117,12 @@ async def drive(port: int, make: Callable[[], bytes], *, seconds: float, connect
     tasks = [asyncio.create_task(_worker(port, make, deadline, rec, pace, max_requests, counter))
              for _ in range(connections)]
     if stop is not None:
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait([waiter, *tasks], timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        if stop.is_set():
-            for t in tasks:
-                t.cancel()
-        waiter.cancel()
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+        for t in tasks:
+            t.cancel()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     for r in results:
         if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import mmap
 import os
 import sqlite3
 import threading
@@ -50,6 +51,74 @@ def _apply(conn: sqlite3.Connection, op: Op) -> None:
         conn.execute(_DELETE, (check_key(op.key),))
     else:
         raise TypeError(f"unknown storage op {op!r}")
+
+
+#: Values kept by the read cache (the oldest goes first), and the largest value it keeps.
+READ_CACHE_ENTRIES = 4096
+READ_CACHE_MAX_VALUE = 16 * 1024
+#: The first copy of the WAL-index header (``WalIndexHdr``) at the start of the ``-shm`` file.
+#: SQLite changes it with every commit, by any connection of any process (and on a WAL reset).
+_WAL_INDEX_HEADER = 48
+
+
+def _map_wal_index(path: str) -> mmap.mmap | None:
+    """The ``-shm`` file mapped read-only, or None (then nothing is cached)."""
+    try:
+        fd = os.open(path + "-shm", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_size < _WAL_INDEX_HEADER:
+            return None
+        return mmap.mmap(fd, _WAL_INDEX_HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+
+
+#: Multi-row statements take runs of up to this many ops (a power of two: see _apply_runs).
+_MAX_RUN = 256
+
+
+def _put_many(rows: int) -> str:
+    return "INSERT OR REPLACE INTO kv (key, value) VALUES " + ", ".join(["(?, ?)"] * rows)
+
+
+def _delete_many(rows: int) -> str:
+    return "DELETE FROM kv WHERE key IN (" + ", ".join(["?"] * rows) + ")"
+
+
+def _apply_runs(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
+    """Apply ``ops`` in order, each run of consecutive puts (or deletes) in a few multi-row statements.
+
+    The same effect as one statement per op (within a run, a later put of a key wins, as it
+    would one by one), but the writer goes through the GIL once per statement, not per op.
+    Runs are cut into power-of-two sizes so that only a handful of statement texts exist
+    (sqlite3 caches the prepared statements).
+    """
+    i, n = 0, len(ops)
+    while i < n:
+        kind = type(ops[i])
+        j = i
+        while j < n and type(ops[j]) is kind and j - i < _MAX_RUN:
+            j += 1
+        size = 1 << ((j - i).bit_length() - 1)  # the largest power of two <= the run
+        run = ops[i : i + size]
+        if kind is Put:
+            if size == 1:
+                conn.execute(_PUT, (check_key(run[0].key), check_value(run[0].value)))
+            else:
+                conn.execute(_put_many(size), [x for op in run for x in (check_key(op.key), check_value(op.value))])
+        elif kind is Delete:
+            if size == 1:
+                conn.execute(_DELETE, (check_key(run[0].key),))
+            else:
+                conn.execute(_delete_many(size), [check_key(op.key) for op in run])
+        else:
+            _apply(conn, ops[i])  # raises TypeError for what is not an op
+            size = 1
+        i += size
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -97,13 +166,39 @@ class SqliteStorage(Storage):
         self._closed = False
         self._writer = writer
         self._reader = reader
+        # Read cache. Under load a SQLite read costs far more than its ~4 us: the sqlite3
+        # module releases the GIL for every statement, and getting it back means waiting
+        # for the HTTP server's threads. Reads of values seen since the last commit are
+        # answered from memory instead; the WAL-index header (shared memory, read without
+        # releasing the GIL) tells when any connection - ours or another process's - has
+        # committed since, and then the whole cache is dropped. So every read still sees
+        # every commit, exactly as an uncached read would.
+        self._cache: dict[str, bytes | None] = {}
+        self._header = b""
+        self._wal_index = _map_wal_index(path)
 
     # -- reads: on the event loop --------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
         """The value at ``key``, or None."""
+        wal_index = self._wal_index
+        if wal_index is None:
+            rows = self._reader.execute(_GET, (key,)).fetchall()
+            return rows[0][0] if rows else None
+        header = wal_index[:_WAL_INDEX_HEADER]
+        cache = self._cache
+        if header != self._header:  # something was committed since these values were read
+            cache.clear()
+            self._header = header
+        elif key in cache:
+            return cache[key]
         rows = self._reader.execute(_GET, (key,)).fetchall()
-        return rows[0][0] if rows else None
+        value = rows[0][0] if rows else None
+        if value is None or len(value) <= READ_CACHE_MAX_VALUE:
+            if len(cache) >= READ_CACHE_ENTRIES:
+                del cache[next(iter(cache))]
+            cache[key] = value
+        return value
 
     async def list(self, prefix: str) -> list[str]:
         """Immediate children of ``prefix`` by skip scan.
@@ -205,9 +300,7 @@ class SqliteStorage(Storage):
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for ops in batches:
-                for op in ops:
-                    _apply(conn, op)
+            _apply_runs(conn, [op for ops in batches for op in ops])
         except Exception:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -252,6 +345,10 @@ class SqliteStorage(Storage):
             return
         self._closed = True
         self._reader.close()
+        if self._wal_index is not None:
+            self._wal_index.close()
+            self._wal_index = None
+        self._cache.clear()
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._writer_pool, self._writer.close)
