@@ -217,12 +217,15 @@ def run(workdir: Path, *, quick: bool, reps: int = 3, bulk: int | None = None) -
         t0 = time.perf_counter()
         status, body = client().request("PUT", "sys/leases/revoke-prefix/aws/creds/bulk", {"sync": False},
                                         ok=(202,))
-        deadline = t0 + (900 if quick else 3600)
-        left = count
+        deadline = t0 + (900 if quick else 1800)
+        left, shown = count, t0
         while time.perf_counter() < deadline:
             left = client().get("sys/leases/count?prefix=aws/creds/bulk/")["data"]["lease_count"]
             if left == 0:
                 break
+            if time.perf_counter() - shown > 60:
+                shown = time.perf_counter()
+                log(f"aws: revoke-prefix: {count - left} of {count} revoked after {shown - t0:.0f}s")
             time.sleep(0.5)
         revoke_s = time.perf_counter() - t0
         users_left = len(moto.admin_iam().list_users(PathPrefix="/bulk/")["Users"])
