@@ -24,13 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from aws_support import FaultProxy, _ProxyHandler, _ProxyServer  # noqa: E402
-
-
-class _NoDelayHandler(_ProxyHandler):
-    # The handler writes headers and body separately: without TCP_NODELAY, Nagle's
-    # algorithm and the client's delayed ACK add ~40 ms to every answer.
-    disable_nagle_algorithm = True
+from aws_support import FaultProxy  # noqa: E402
 
 
 class LatencyProxy(FaultProxy):
@@ -42,17 +36,6 @@ class LatencyProxy(FaultProxy):
         self._log = open(log, "a", buffering=1) if log else None  # noqa: SIM115 - closed at exit
         if delay > 0:
             self.after("*", lambda: time.sleep(self.delay), times=None)
-
-    def start(self) -> LatencyProxy:
-        server = _ProxyServer(("127.0.0.1", 0), _NoDelayHandler)
-        server.proxy = self
-        self._server = server
-        self.port = server.server_address[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"latency-proxy-{self.port}", daemon=True)
-        self._thread.start()
-        return self
 
     def _record(self, action: str, status: int | None) -> None:
         # calls are not kept in memory (a long run makes hundreds of thousands)

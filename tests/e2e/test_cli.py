@@ -196,14 +196,6 @@ def aws(aws_server, moto, tmp_path_factory) -> Walkthrough:
     return Walkthrough(cli, aws_server, steps)
 
 
-def user_of(moto, access_key: str) -> str | None:
-    for name in moto.user_names():
-        keys = moto.admin_iam().list_access_keys(UserName=name)["AccessKeyMetadata"]
-        if any(k["AccessKeyId"] == access_key for k in keys):
-            return name
-    return None
-
-
 def test_aws_walkthrough(aws, moto):
     cli, steps = aws.cli, aws.steps
     assert steps["mount"].code == 0 and steps["mount"].out == "Successfully mounted 'aws' at 'aws'!\n", \
@@ -229,7 +221,7 @@ def test_aws_walkthrough(aws, moto):
         assert values["access_key"].startswith("AKIA") and values["secret_key"]
         creds.append(values)
     assert creds[0]["access_key"] != creds[1]["access_key"]
-    users = [user_of(moto, c["access_key"]) for c in creds]
+    users = [moto.user_of(c["access_key"]) for c in creds]
     assert all(u and u.startswith("vault-root-deploy-") for u in users)
 
     revoked = cli("revoke", creds[0]["lease_id"])
@@ -313,7 +305,7 @@ def test_lease_lookup_renew_and_prefix_progress(aws, moto):
     assert cli.ok("lease", "lookup", "--format", "json", lease_id).out.count('"ttl"') == 1
 
     created = [cli.json("read", "aws/creds/batch") for _ in range(2)]
-    users = [user_of(moto, c["data"]["access_key"]) for c in created]
+    users = [moto.user_of(c["data"]["access_key"]) for c in created]
     # read takes K=V query parameters.
     assert cli.ok("read", "-field=lease_count", "sys/leases/count", "prefix=aws/creds/batch/").out == "3"
     result = cli("lease", "revoke", "-prefix", "-sync=false", "aws/creds/batch")

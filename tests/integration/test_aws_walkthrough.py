@@ -35,15 +35,6 @@ def aws(sqlite_server, moto):
     return sqlite_server
 
 
-def user_of(moto, access_key: str) -> str | None:
-    """The IAM user that owns ``access_key`` (None if the key is unknown)."""
-    for name in moto.user_names():
-        keys = moto.admin_iam().list_access_keys(UserName=name)["AccessKeyMetadata"]
-        if any(k["AccessKeyId"] == access_key for k in keys):
-            return name
-    return None
-
-
 def test_walkthrough(aws, moto):
     client = aws.hvac
     written = client.write("aws/roles/deploy", policy=json.dumps(ROLE_POLICY))
@@ -57,7 +48,7 @@ def test_walkthrough(aws, moto):
         assert creds["data"]["access_key"].startswith("AKIA") and creds["data"]["secret_key"]
         assert creds["data"]["session_token"] is None
     assert first["data"]["access_key"] != second["data"]["access_key"]
-    user = user_of(moto, first["data"]["access_key"])
+    user = moto.user_of(first["data"]["access_key"])
     assert user and user.startswith("vault-root-deploy-") and len(user) <= 64
 
     # The key can do what the role allows, and nothing else.
@@ -83,7 +74,7 @@ def test_expiry_deletes_the_user(aws, moto):
     client.write("aws/roles/short", credential_type="iam_user", policy_document=json.dumps(ROLE_POLICY))
     creds = client.read("aws/creds/short")
     assert creds["lease_duration"] == 2
-    user = user_of(moto, creds["data"]["access_key"])
+    user = moto.user_of(creds["data"]["access_key"])
     deadline = time.monotonic() + 10
     while moto.user_exists(user) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -125,7 +116,7 @@ def test_teardown_removes_everything_a_holder_added(aws, moto):
                  iam_endpoint=moto.endpoint, sts_endpoint=moto.endpoint)
     client.write("aws/roles/deploy", credential_type="iam_user", policy_document=json.dumps(ROLE_POLICY))
     creds = client.read("aws/creds/deploy")
-    user = user_of(moto, creds["data"]["access_key"])
+    user = moto.user_of(creds["data"]["access_key"])
     extras = moto.add_user_extras(user)
     moto.admin_iam().create_access_key(UserName=user)
     client.sys.revoke_lease(creds["lease_id"])

@@ -409,3 +409,10 @@ def test_concurrent_batches_commit_independently(storage):
         assert await storage.get("g/39/b") == b"2"
 
     run(scenario())
+
+
+def test_count_counts_keys_in_range(storage):
+    put_all(storage, [f"c/{i:04d}" for i in range(2500)] + ["d/x", "b/y"])
+    assert run(storage.count("c/", prefix_end("c/"))) == 2500
+    assert run(storage.count("c/0100", "c/0200")) == 100
+    assert run(storage.count("z/", prefix_end("z/"))) == 0

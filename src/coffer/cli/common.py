@@ -32,6 +32,11 @@ class Env:
     def client(self) -> Client:
         return Client(self.address, ca_cert=self.ca_cert, tls_skip_verify=self.tls_skip_verify)
 
+    @property
+    def raw(self) -> bool:
+        """Show the server's answer as data (-format=json/yaml, or -field), not the command's own layout."""
+        return self.format != "table" or bool(self.field)
+
     def show(self, body: Any) -> None:
         output.show(body, self.format, self.field)
 

@@ -61,7 +61,7 @@ def _seal_rows(status: dict) -> list[tuple[str, object]]:
 
 
 def _show_status(env: Env, status: dict) -> None:
-    if env.format != "table" or env.field:
+    if env.raw:
         env.show(status)
     else:
         click.echo(table(_seal_rows(status)))
@@ -106,7 +106,7 @@ def init(env: Env, key_shares: int, key_threshold: int) -> None:
       coffer operator init -key-shares=5 -key-threshold=3
     """
     body = env.client.write("sys/init", {"secret_shares": key_shares, "secret_threshold": key_threshold})
-    if env.format != "table" or env.field:
+    if env.raw:
         env.show(body)
         return
     for i, key in enumerate(body["keys_base64"], 1):
@@ -161,7 +161,7 @@ def key_status(env: Env) -> None:
       coffer operator key-status
     """
     body = env.client.read("sys/key-status")
-    if env.format != "table" or env.field:
+    if env.raw:
         env.show(body)
     else:
         data = body["data"]

@@ -42,7 +42,7 @@ def write(env: Env, path: str, pairs: tuple[str, ...]) -> None:
       echo '{"value": "world"}' | coffer write secret/hello -
     """
     body = env.client.write(path, parse_pairs(pairs))
-    if has_content(body) or (body is not None and (env.format != "table" or env.field)):
+    if has_content(body) or (body is not None and env.raw):
         env.show(body)
         return
     if env.format == "table":
@@ -93,7 +93,7 @@ def path_help(env: Env, path: str) -> None:
       coffer path-help aws/creds/deploy
     """
     body = env.client.read(path, params={"help": "1"})
-    if env.format != "table" or env.field:
+    if env.raw:
         env.show(body)
     else:
         click.echo(body["help"].rstrip())

@@ -58,7 +58,7 @@ def read(env: Env, name: str) -> None:
       coffer policy read deploy
     """
     body = env.client.read(f"sys/policies/acl/{name}")
-    if env.format != "table" or env.field:
+    if env.raw:
         env.show(body)
     else:
         click.echo(body["data"]["policy"].rstrip())
@@ -167,7 +167,7 @@ def list_audit(env: Env) -> None:
       coffer audit list
     """
     body = env.client.read("sys/audit") or {}  # no devices: the server may answer 204
-    if env.format != "table" or env.field:
+    if env.raw:
         env.show(body)
         return
     devices = body.get("data") or {}

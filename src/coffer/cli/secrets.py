@@ -100,7 +100,7 @@ def unmount(env: Env, path: str) -> None:
 
 def _list(env: Env, detailed: bool) -> None:
     body = env.client.read("sys/mounts")
-    if env.format != "table" or env.field:
+    if env.raw:
         env.show(body)
         return
     mounts = body["data"]

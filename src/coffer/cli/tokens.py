@@ -139,7 +139,7 @@ def capabilities(env: Env, args: tuple[str, ...]) -> None:
     else:
         body = env.client.write("sys/capabilities-self", {"paths": [path]})
     caps = body.get("capabilities") or body["data"].get(path, [])
-    if env.format != "table" or env.field:
+    if env.raw:
         env.show(body)
     else:
         click.echo(", ".join(caps))

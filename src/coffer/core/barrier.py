@@ -144,6 +144,10 @@ class Barrier(Storage):
         self._check()
         return await self.physical.list(prefix)
 
+    async def count(self, start: str, end: str) -> int:
+        self._check()
+        return await self.physical.count(start, end)  # keys are not encrypted: nothing to decrypt
+
     async def scan(self, start: str, end: str, limit: int | None = None) -> list[tuple[str, bytes]]:
         self._check()
         return [(k, self.decrypt(k, v)) for k, v in await self.physical.scan(start, end, limit)]

@@ -322,16 +322,7 @@ class ExpirationManager:
     # -- listings --------------------------------------------------------------
 
     async def count(self, prefix: str = "") -> int:
-        # Only keys are counted: scan below the encryption barrier (keys are not encrypted),
-        # instead of decrypting every lease.
-        storage = getattr(self.storage, "physical", self.storage)
-        total = 0
-        start, end = ID + prefix, prefix_end(ID + prefix)
-        while rows := await storage.scan(start, end, 1000):
-            total += len(rows)
-            start = rows[-1][0] + "\x00"
-            await asyncio.sleep(0)  # counting many leases must not stall other requests
-        return total
+        return await self.storage.count(ID + prefix, prefix_end(ID + prefix))
 
     async def irrevocable(self, limit: int = 1000) -> list[Lease]:
         rows = await self.storage.scan(IRREVOCABLE, prefix_end(IRREVOCABLE), limit)

@@ -8,6 +8,7 @@ loop while cheap reads stay on it.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -59,6 +60,15 @@ class Storage(ABC):
     @abstractmethod
     async def batch(self, ops: list[Op]) -> None:
         """Apply every put and delete in ``ops`` atomically, in order."""
+
+    async def count(self, start: str, end: str) -> int:
+        """How many keys lie in ``start <= key < end`` (in chunks, yielding between them)."""
+        total = 0
+        while rows := await self.scan(start, end, 1000):
+            total += len(rows)
+            start = rows[-1][0] + "\x00"
+            await asyncio.sleep(0)  # counting many keys must not stall other requests
+        return total
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""
