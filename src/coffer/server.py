@@ -15,22 +15,10 @@ from coffer.core.core import Core
 from coffer.core.mounts import MountEntry
 from coffer.engines import builtin_engines, load_plugins
 from coffer.http.app import App
-from coffer.storage.base import Storage
+from coffer.storage import open_storage
 
 log = logging.getLogger("coffer.server")
 TOKEN_FILE = Path("~/.coffer-token")
-
-
-def open_storage(kind: str, options: dict[str, str]) -> Storage:
-    if kind == "inmem":
-        from coffer.storage.inmem import InmemStorage
-
-        return InmemStorage()
-    if kind == "sqlite":
-        from coffer.storage.sqlite import SqliteStorage
-
-        return SqliteStorage(options["path"])
-    raise ValueError(f'storage type "{kind}" is not available; use inmem or sqlite')
 
 
 async def dev_setup(core: Core, root_token_id: str | None) -> tuple[bytes, str]:

@@ -202,3 +202,16 @@ def test_fresh_barrier_is_sealed(physical):
     assert b.sealed is True
     with pytest.raises(Sealed):
         run(b.get("k"))
+
+
+def test_conditional_batch_compares_plaintext(barrier, physical):
+    from coffer.storage.base import ConditionFailed, Expect, Put
+
+    run(barrier.put("cfg", b"v1"))
+    run(barrier.batch([Put("x", b"1")], [Expect("cfg", b"v1")]))  # a fresh nonce each write: compared decrypted
+    assert run(barrier.get("x")) == b"1"
+    with pytest.raises(ConditionFailed):
+        run(barrier.batch([Put("y", b"2")], [Expect("cfg", b"v2")]))
+    with pytest.raises(ConditionFailed):
+        run(barrier.batch([Put("y", b"2")], [Expect("nothing", b"v1")]))
+    assert run(barrier.get("y")) is None

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from coffer.storage.base import Delete, Put, Storage, prefix_end
+from coffer.storage.base import ConditionFailed, Delete, Expect, Put, Storage, prefix_end
 from coffer.storage.inmem import InmemStorage
 from coffer.storage.sqlite import SqliteStorage
 
@@ -416,3 +416,42 @@ def test_count_counts_keys_in_range(storage):
     assert run(storage.count("c/", prefix_end("c/"))) == 2500
     assert run(storage.count("c/0100", "c/0200")) == 100
     assert run(storage.count("z/", prefix_end("z/"))) == 0
+
+
+# -- conditional batches ---------------------------------------------------------
+
+
+def test_conditional_batch_applies_when_conditions_hold(storage: Storage) -> None:
+    put_all(storage, ["parent"], b"p1")
+    run(storage.batch([Put("child", b"c")], [Expect("parent"), Expect("parent", b"p1"), Expect("other", exists=False)]))
+    assert run(storage.get("child")) == b"c"
+
+
+@pytest.mark.parametrize("cond", [Expect("gone"), Expect("parent", b"other"), Expect("parent", exists=False)],
+                         ids=["missing", "changed", "present"])
+def test_conditional_batch_applies_nothing_when_a_condition_fails(storage: Storage, cond: Expect) -> None:
+    put_all(storage, ["parent"], b"p1")
+    with pytest.raises(ConditionFailed) as info:
+        run(storage.batch([Put("child", b"c"), Delete("parent")], [Expect("parent"), cond]))
+    assert info.value.key == cond.key
+    assert run(storage.get("child")) is None
+    assert run(storage.get("parent")) == b"p1"
+
+
+def test_conditions_see_the_batches_committed_before(storage: Storage) -> None:
+    """Concurrent writers (one SQLite group): a batch conditioned on a key that an earlier one deletes fails alone."""
+
+    async def scenario():
+        await storage.put("parent", b"p")
+        outcomes = await asyncio.gather(
+            storage.batch([Put("a", b"1")], [Expect("parent")]),
+            storage.batch([Delete("parent")]),
+            storage.batch([Put("b", b"2")], [Expect("parent")]),
+            storage.batch([Put("c", b"3")], [Expect("parent", exists=False)]),
+            return_exceptions=True,
+        )
+        assert outcomes[0] is None and outcomes[1] is None and outcomes[3] is None
+        assert isinstance(outcomes[2], ConditionFailed)
+        assert [await storage.get(k) for k in ("a", "b", "c")] == [b"1", None, b"3"]
+
+    run(scenario())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -19,7 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from coffer.errors import InvalidRequest, Sealed
-from coffer.storage.base import Delete, Op, Put, Storage
+from coffer.storage.base import ConditionFailed, Delete, Expect, Op, Put, Storage
 
 KEYRING_PATH = "core/keyring"
 _VERSION = 1
@@ -152,7 +153,18 @@ class Barrier(Storage):
         self._check()
         return [(k, self.decrypt(k, v)) for k, v in await self.physical.scan(start, end, limit)]
 
-    async def batch(self, ops: list[Op]) -> None:
+    async def batch(self, ops: list[Op], expect: Sequence[Expect] = ()) -> None:
         self._check()
+        physical_expect = []
+        for cond in expect:
+            if cond.value is not None:
+                # Values are stored encrypted (with a fresh nonce each time): compare the plaintext
+                # here, then make the physical batch expect the very ciphertext that was compared,
+                # so a write in between still fails the condition.
+                blob = await self.physical.get(cond.key)
+                if blob is None or self.decrypt(cond.key, blob) != cond.value:
+                    raise ConditionFailed(cond.key)
+                cond = Expect(cond.key, blob)
+            physical_expect.append(cond)
         await self.physical.batch([Put(o.key, self.encrypt(o.key, o.value)) if isinstance(o, Put) else Delete(o.key)
-                                   for o in ops])
+                                   for o in ops], physical_expect)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
-from coffer.storage.base import Delete, Op, Put, Storage, prefix_end
+from coffer.storage.base import Delete, Expect, Op, Put, Storage, prefix_end
 
 
 class StorageView:
@@ -38,9 +39,14 @@ class StorageView:
         rows = await self._inner.scan(self.prefix + start, self.prefix + end, limit)
         return [(k[n:], v) for k, v in rows]
 
-    async def batch(self, ops: list[Op]) -> None:
+    def absolute(self, ops: Iterable[Op]) -> list[Op]:
+        """``ops`` with keys relative to this view, as ops on the storage underneath."""
         p = self.prefix
-        await self._inner.batch([Put(p + o.key, o.value) if isinstance(o, Put) else Delete(p + o.key) for o in ops])
+        return [Put(p + o.key, o.value) if isinstance(o, Put) else Delete(p + o.key) for o in ops]
+
+    async def batch(self, ops: list[Op], expect: Sequence[Expect] = ()) -> None:
+        p = self.prefix
+        await self._inner.batch(self.absolute(ops), [Expect(p + c.key, c.value, c.exists) for c in expect])
 
     async def get_json(self, key: str) -> Any:
         raw = await self.get(key)

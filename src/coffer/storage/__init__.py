@@ -1,0 +1,18 @@
+"""Physical storage backends behind one interface (``storage.base.Storage``)."""
+
+from __future__ import annotations
+
+from coffer.storage.base import Storage
+
+
+def open_storage(kind: str, options: dict[str, str]) -> Storage:
+    """The backend a ``storage "<kind>" { ... }`` stanza names, opened."""
+    if kind == "inmem":
+        from coffer.storage.inmem import InmemStorage
+
+        return InmemStorage()
+    if kind == "sqlite":
+        from coffer.storage.sqlite import SqliteStorage
+
+        return SqliteStorage(options["path"])
+    raise ValueError(f'storage type "{kind}" is not available; use inmem or sqlite')

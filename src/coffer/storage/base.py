@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -25,6 +26,32 @@ class Delete:
 
 
 Op = Put | Delete
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """A condition of a batch, checked atomically with it.
+
+    ``exists=False``: ``key`` must be absent. Otherwise ``key`` must exist and,
+    when ``value`` is given, hold exactly ``value``.
+    """
+
+    key: str
+    value: bytes | None = None
+    exists: bool = True
+
+    def met_by(self, current: bytes | None) -> bool:
+        if not self.exists:
+            return current is None
+        return current is not None and (self.value is None or current == self.value)
+
+
+class ConditionFailed(Exception):
+    """A conditional batch was not applied: ``key`` no longer met its condition."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"storage condition on {key!r} is not met; nothing was written")
+        self.key = key
 
 
 class Storage(ABC):
@@ -58,8 +85,12 @@ class Storage(ABC):
         """Entries with ``start <= key < end`` in key order, at most ``limit``."""
 
     @abstractmethod
-    async def batch(self, ops: list[Op]) -> None:
-        """Apply every put and delete in ``ops`` atomically, in order."""
+    async def batch(self, ops: list[Op], expect: Sequence[Expect] = ()) -> None:
+        """Apply every put and delete in ``ops`` atomically, in order.
+
+        With ``expect``, only if every condition holds at that moment (checked in the same
+        atomic step); otherwise nothing is applied and ``ConditionFailed`` is raised.
+        """
 
     async def count(self, start: str, end: str) -> int:
         """How many keys lie in ``start <= key < end`` (in chunks, yielding between them)."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 
 from sortedcontainers import SortedDict
 
-from coffer.storage.base import AFTER_SLASH, Delete, Op, Put, Storage, check_key, check_value
+from coffer.storage.base import AFTER_SLASH, ConditionFailed, Delete, Expect, Op, Put, Storage, check_key, check_value
 
 
 class InmemStorage(Storage):
@@ -70,8 +71,11 @@ class InmemStorage(Storage):
                 break
         return out
 
-    async def batch(self, ops: builtins.list[Op]) -> None:
-        """Apply ``ops`` in order; a bad op is rejected before anything changes."""
+    async def batch(self, ops: builtins.list[Op], expect: Sequence[Expect] = ()) -> None:
+        """Apply ``ops`` in order (if ``expect`` holds); a bad op is rejected before anything changes."""
+        for cond in expect:
+            if not cond.met_by(self._data.get(check_key(cond.key))):
+                raise ConditionFailed(cond.key)
         checked: list[tuple[str, bytes | None]] = []
         for op in ops:
             if isinstance(op, Put):

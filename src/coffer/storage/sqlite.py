@@ -18,7 +18,18 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from coffer.storage.base import AFTER_SLASH, Delete, Op, Put, Storage, check_key, check_value, prefix_end
+from coffer.storage.base import (
+    AFTER_SLASH,
+    ConditionFailed,
+    Delete,
+    Expect,
+    Op,
+    Put,
+    Storage,
+    check_key,
+    check_value,
+    prefix_end,
+)
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
 _GET = "SELECT value FROM kv WHERE key = ?"
@@ -42,6 +53,18 @@ def _settle_all(futures: Sequence[asyncio.Future[None]], outcomes: Sequence[Base
     """On the event loop: answer every writer of a group (one wake-up of the loop per group)."""
     for done, error in zip(futures, outcomes, strict=True):
         _settle(done, error)
+
+
+#: One queued write: its ops and the conditions they are applied under.
+_Batch = tuple[Sequence[Op], Sequence[Expect]]
+
+
+def _check(conn: sqlite3.Connection, expect: Sequence[Expect]) -> None:
+    """Raise ConditionFailed unless every condition holds (inside the writer's transaction)."""
+    for cond in expect:
+        rows = conn.execute(_GET, (check_key(cond.key),)).fetchall()
+        if not cond.met_by(rows[0][0] if rows else None):
+            raise ConditionFailed(cond.key)
 
 
 def _apply(conn: sqlite3.Connection, op: Op) -> None:
@@ -160,7 +183,7 @@ class SqliteStorage(Storage):
                 raise ValueError(f"cannot open SQLite database {path!r}: {exc}") from exc
             raise
         self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coffer-sqlite-writer")
-        self._queue: builtins.list[tuple[Sequence[Op], asyncio.Future[None]]] = []
+        self._queue: builtins.list[tuple[_Batch, asyncio.Future[None]]] = []
         self._queue_lock = threading.Lock()
         self._draining = False
         self._closed = False
@@ -246,11 +269,11 @@ class SqliteStorage(Storage):
         """Remove ``key`` if present, durably."""
         await self._write([Delete(key)])
 
-    async def batch(self, ops: builtins.list[Op]) -> None:
-        """Apply ``ops`` in one transaction; any failure rolls all of it back."""
-        await self._write(list(ops))
+    async def batch(self, ops: builtins.list[Op], expect: Sequence[Expect] = ()) -> None:
+        """Apply ``ops`` in one transaction (if ``expect`` holds); any failure rolls all of it back."""
+        await self._write(list(ops), tuple(expect))
 
-    async def _write(self, ops: Sequence[Op]) -> None:
+    async def _write(self, ops: Sequence[Op], expect: Sequence[Expect] = ()) -> None:
         """Queue ``ops`` for the writer thread and wait until they are committed.
 
         Group commit: the writer takes every batch queued so far and commits
@@ -262,7 +285,7 @@ class SqliteStorage(Storage):
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         with self._queue_lock:
-            self._queue.append((ops, done))
+            self._queue.append(((ops, expect), done))
             start = not self._draining
             self._draining = True
         if start:
@@ -277,7 +300,7 @@ class SqliteStorage(Storage):
                 if not group:
                     self._draining = False
                     return
-            outcomes = self._apply_group([ops for ops, _ in group])
+            outcomes = self._apply_group([batch for batch, _ in group])
             # Wake each waiter on its own loop (one wake-up per loop and group): writers queued
             # from a later loop must not be answered on an earlier, closed one.
             by_loop: dict[asyncio.AbstractEventLoop, tuple[list, list]] = {}
@@ -289,18 +312,24 @@ class SqliteStorage(Storage):
                 with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
                     loop.call_soon_threadsafe(_settle_all, futures, errors)
 
-    def _apply_group(self, batches: Sequence[Sequence[Op]]) -> builtins.list[BaseException | None]:
+    def _apply_group(self, batches: Sequence[_Batch]) -> builtins.list[BaseException | None]:
         """One transaction for the whole group; answers each batch's error (or None).
 
         Batches almost never fail, so they are first applied without savepoints
         (each statement costs the writer a round trip through the GIL). If any
         op fails, that transaction is rolled back and the group is applied again
         with a savepoint per batch, so that only the failing batches are lost.
+        A batch whose conditions do not hold counts as failing.
         """
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
-            _apply_runs(conn, [op for ops in batches for op in ops])
+            if any(expect for _, expect in batches):
+                for ops, expect in batches:  # each batch's conditions see the batches before it
+                    _check(conn, expect)
+                    _apply_runs(conn, ops)
+            else:
+                _apply_runs(conn, [op for ops, _ in batches for op in ops])
         except Exception:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -313,15 +342,16 @@ class SqliteStorage(Storage):
             return [exc] * len(batches)
         return [None] * len(batches)
 
-    def _apply_isolated(self, batches: Sequence[Sequence[Op]]) -> builtins.list[BaseException | None]:
+    def _apply_isolated(self, batches: Sequence[_Batch]) -> builtins.list[BaseException | None]:
         """One transaction, a savepoint per batch; answers each batch's error (or None)."""
         conn = self._writer
         outcomes: builtins.list[BaseException | None] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for ops in batches:
+            for ops, expect in batches:
                 conn.execute("SAVEPOINT batch")
                 try:
+                    _check(conn, expect)
                     for op in ops:
                         _apply(conn, op)
                     conn.execute("RELEASE batch")
