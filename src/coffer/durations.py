@@ -16,7 +16,10 @@ import math
 import re
 from fractions import Fraction
 
-__all__ = ["parse_duration", "format_duration"]
+__all__ = ["DEFAULT_LEASE_TTL", "parse_duration", "format_duration"]
+
+#: Lease and token TTL (and their maximum) when the configuration sets none: Vault's 32 days.
+DEFAULT_LEASE_TTL = 768 * 3600
 
 _HINT = "use seconds (3600) or a duration such as 30m, 1h, 1h30m or 2d"
 

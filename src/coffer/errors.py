@@ -53,3 +53,21 @@ class UpstreamError(CofferError):
 class Sealed(CofferError):
     status = 503
     default_message = "Vault is sealed"
+
+
+class RetryLater(CofferError):
+    """Not done yet for a passing reason (e.g. an eventually consistent service); the caller retries later."""
+
+    status = 503
+    default_message = "temporarily unable to complete; retry later"
+
+
+class Throttled(CofferError):
+    """Too many requests (an outside service throttled coffer, or a quota); ``retry_after`` in seconds."""
+
+    status = 429
+    default_message = "too many requests"
+
+    def __init__(self, *messages: str, retry_after: int = 1) -> None:
+        super().__init__(*messages)
+        self.retry_after = retry_after

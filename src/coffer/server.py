@@ -12,8 +12,7 @@ from pathlib import Path
 
 from coffer.config import ServerConfig
 from coffer.core.core import Core
-from coffer.core.mounts import MountEntry
-from coffer.engines import builtin_engines, load_plugins
+from coffer.engines import builtin_auth_methods, builtin_engines, load_plugins
 from coffer.http.app import App
 from coffer.storage import open_storage
 
@@ -25,7 +24,7 @@ async def dev_setup(core: Core, root_token_id: str | None) -> tuple[bytes, str]:
     """Initialize with one key share, unseal, and mount kv at secret/."""
     keys, root_token = await core.initialize(1, 1, root_token_id=root_token_id)
     await core.submit_unseal_key(keys[0])
-    await core.mount(MountEntry(path="secret/", type="kv", description="key/value secret storage"))
+    await core.router.mount(core.router.new_entry("secret/", "kv", description="key/value secret storage"))
     return keys[0], root_token
 
 
@@ -44,12 +43,14 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
     listener = config.listener
     host, port = _split_address(listener.address)
     _check_free(host, port)
-    engines = builtin_engines()
+    engines, auth_methods = builtin_engines(), builtin_auth_methods()
     if config.plugin_directory:
-        engines.update(load_plugins(config.plugin_directory))
+        plugin_engines, plugin_auth = load_plugins(config.plugin_directory)
+        engines.update(plugin_engines)
+        auth_methods.update(plugin_auth)
     storage = open_storage(config.storage.type, config.storage.options)
     core = Core(storage, default_lease_ttl=config.default_lease_ttl, max_lease_ttl=config.max_lease_ttl,
-                storage_type=config.storage.type, engines=engines)
+                storage_type=config.storage.type, engines=engines, auth_methods=auth_methods)
     await core.load_seal_config()
     tls = not listener.tls_disable
     server = Server(

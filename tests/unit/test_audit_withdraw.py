@@ -19,7 +19,7 @@ PLUGINS = Path(__file__).parent.parent / "plugins"
 
 def test_unaudited_secret_is_revoked(tmp_path):
     async def scenario():
-        core = Core(InmemStorage(), engines={**builtin_engines(), **load_plugins(str(PLUGINS))})
+        core = Core(InmemStorage(), engines={**builtin_engines(), **load_plugins(str(PLUGINS))[0]})
         await core.load_seal_config()
         _, root = await dev_setup(core, "root")
         await core.handle(Request("update", "sys/mounts/things", {"type": "leasetest"}, client_token=root))

@@ -6,12 +6,10 @@ import asyncio
 
 import pytest
 
-from coffer.core.mounts import MountEntry, MountTable, normalize
 from coffer.errors import InvalidRequest, NotFound, UnsupportedOperation
 from coffer.framework.backend import Backend, Path, match_name, openapi_template
 from coffer.framework.fields import Field, FieldData, FieldType
-from coffer.framework.request import CREATE, DELETE, HELP, LIST, READ, UPDATE, Request, Response
-from coffer.storage.inmem import InmemStorage
+from coffer.framework.request import CREATE, DELETE, HELP, LIST, READ, UPDATE, MountInfo, Request, Response
 
 T = FieldType
 
@@ -232,21 +230,20 @@ def test_resolve_write_uses_existence_check():
 
 def test_handle_dispatch_create_falls_back_to_update_and_405():
     b = _backend()
-    path, captures = b.route("roles/new")
-    req = Request(operation=CREATE, path="x/roles/new", data={"ttl": "1h"})
-    asyncio.run(b.handle(req, path, b.field_data(path, captures, req)))
+    req = Request(operation=CREATE, path="x/roles/new", data={"ttl": "1h"}, relative_path="roles/new")
+    asyncio.run(b.handle(req))
     assert b.calls[-1] == ("update", {"ttl": 3600, "name": "new"})
-    req = Request(operation=DELETE, path="x/roles/new")
+    req = Request(operation=DELETE, path="x/roles/new", relative_path="roles/new")
     with pytest.raises(UnsupportedOperation) as info:
-        asyncio.run(b.handle(req, path, b.field_data(path, captures, req)))
+        asyncio.run(b.handle(req))
     assert info.value.status == 405
 
 
 def test_help_response_and_openapi():
     b = _backend()
-    path, captures = b.route("roles/web")
-    req = Request(operation=HELP, path="x/roles/web", mount_point="x/")
-    resp = asyncio.run(b.handle(req, path, b.field_data(path, captures, req)))
+    req = Request(operation=HELP, path="x/roles/web", mount=MountInfo(path="x/", type="test"),
+                  relative_path="roles/web")
+    resp = asyncio.run(b.handle(req))
     assert resp.raw and set(resp.data) >= {"help", "openapi"}
     assert resp.data["help"].startswith("Test backend.")
     assert "One role." in resp.data["help"]
@@ -270,81 +267,6 @@ def test_list_operation_constant_used():
     b = _backend()
     path, _ = b.route("roles/")
     assert LIST in path.operations
-
-
-# -- mount table ---------------------------------------------------------------------
-
-
-def table(*paths: str) -> MountTable:
-    t = MountTable(InmemStorage())
-    for p in paths:
-        t.entries[p] = MountEntry(path=p, type="kv")
-    return t
-
-
-@pytest.mark.parametrize(("path", "expected"), [
-    ("a/b/c", "a/b/"),
-    ("a/b/c/d", "a/b/"),
-    ("a/b", "a/b/"),
-    ("a/b/", "a/b/"),
-    ("a/c", "a/"),
-    ("a", "a/"),
-    ("a/", "a/"),
-    ("a/bc", "a/"),
-    ("ab/c", None),
-    ("b", None),
-    ("", None),
-])
-def test_match_longest_prefix(path, expected):
-    entry = table("a/", "a/b/").match(path)
-    assert (entry.path if entry else None) == expected
-
-
-def test_match_deep_mounts():
-    t = table("x/y/z/", "x/")
-    assert t.match("x/y/z/secret").path == "x/y/z/"
-    assert t.match("x/y/secret").path == "x/"
-
-
-@pytest.mark.parametrize(("raw", "expected"), [("kv", "kv/"), ("/kv/", "kv/"), (" a/b ", "a/b/"), ("a/b/", "a/b/")])
-def test_normalize(raw, expected):
-    assert normalize(raw) == expected
-
-
-@pytest.mark.parametrize("raw", ["", "/", "a//b", "a/../b", "./a"])
-def test_normalize_refuses(raw):
-    with pytest.raises(InvalidRequest):
-        normalize(raw)
-
-
-def test_add_move_remove_persist():
-    async def scenario() -> None:
-        storage = InmemStorage()
-        t = MountTable(storage)
-        await t.add(MountEntry(path="one/", type="kv"))
-        with pytest.raises(InvalidRequest, match="path is already in use at one/"):
-            await t.add(MountEntry(path="one/", type="kv"))
-        with pytest.raises(InvalidRequest, match="one/"):
-            await t.add(MountEntry(path="one/two/", type="kv"))
-        with pytest.raises(InvalidRequest):
-            await t.add(MountEntry(path="sys/", type="kv"))
-        with pytest.raises(InvalidRequest):
-            await t.add(MountEntry(path="auth/x/", type="kv"))
-        await t.add(MountEntry(path="two/", type="kv"))
-        with pytest.raises(InvalidRequest):
-            await t.move("one/", "two/")
-        assert set(t.entries) == {"one/", "two/"}
-        moved = await t.move("one/", "three/")
-        assert moved.path == "three/"
-        reloaded = MountTable(storage)
-        await reloaded.load()
-        assert set(reloaded.entries) == {"two/", "three/"}
-        assert reloaded.entries["three/"].uuid == moved.uuid
-        await t.remove("two/")
-        await reloaded.load()
-        assert set(reloaded.entries) == {"three/"}
-
-    asyncio.run(scenario())
 
 
 @pytest.mark.parametrize(("ftype", "value"), [

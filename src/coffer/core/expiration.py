@@ -20,14 +20,19 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from coffer.core.supervisor import Supervisor
 from coffer.errors import InvalidRequest
+from coffer.framework.request import RENEW, REVOKE, Request, Response, Secret
 from coffer.storage.base import Delete, Op, Put, Storage, prefix_end
+
+if TYPE_CHECKING:
+    from coffer.core.router import Router
 
 log = logging.getLogger("coffer.expiration")
 
@@ -91,10 +96,6 @@ class Lease:
         return ops
 
 
-#: Calls the engine's revoke for a lease; raises on failure.
-Revoker = Callable[[Lease], Awaitable[None]]
-
-
 @dataclass(slots=True)
 class PrefixResult:
     revoked: int = 0
@@ -102,16 +103,49 @@ class PrefixResult:
 
 
 class ExpirationManager:
-    def __init__(self, storage: Storage, revoker: Revoker) -> None:
+    """Registers, renews and revokes leases; renew and revoke go to the issuing engine through the router."""
+
+    def __init__(self, storage: Storage, router: Router, supervisor: Supervisor) -> None:
         self.storage = storage
-        self.revoker = revoker
+        self.router = router
+        self.supervisor = supervisor
         self._wake = asyncio.Event()
         self._next_due = float("inf")
-        self._inflight: dict[str, asyncio.Future[bool]] = {}
+        self._inflight: dict[str, asyncio.Future[None]] = {}
         self._sem = asyncio.Semaphore(CONCURRENCY)
-        self._background: set[asyncio.Task[Any]] = set()
 
     # -- registration and lookup -------------------------------------------
+
+    async def lease(self, req: Request, resp: Response, token_hash: str) -> Lease:
+        """Register the lease of ``resp``, which carries a secret; fills in the response's lease fields."""
+        secret = resp.secret
+        assert secret is not None
+        mount = req.mount
+        max_ttl = min(m for m in (mount.max_lease_ttl, secret.max_ttl) if m)
+        ttl = secret.ttl or mount.default_lease_ttl
+        if ttl > max_ttl:
+            resp.warnings.append(f"TTL of {ttl}s exceeded the effective max_ttl of {max_ttl}s; TTL value is capped")
+            ttl = max_ttl
+        lease = await self.register(
+            req.path, mount.uuid, secret.type, secret.internal, ttl=ttl, max_ttl=max_ttl,
+            renewable=secret.renewable, token_hash=token_hash, lease_id=secret.lease_id,
+            extra_ops=secret.commit_ops,
+        )
+        resp.lease_id, resp.lease_duration, resp.renewable = lease.lease_id, ttl, lease.renewable
+        return lease
+
+    async def _engine(self, lease: Lease, operation: str, data: dict[str, Any] | None = None) -> Response | None:
+        """Send ``operation`` (renew or revoke) for ``lease`` to the engine that issued it."""
+        mount = self.router.by_uuid(lease.mount_uuid)
+        if mount is None:
+            if operation == REVOKE:
+                log.warning("lease %s belongs to a mount that is gone; forgetting it", lease.lease_id)
+                return None
+            raise InvalidRequest(f"the mount that issued lease {lease.lease_id} no longer exists")
+        req = self.router.request(mount, operation, lease.path, data=data or {}, secret=Secret(
+            type=lease.secret_type, internal=lease.internal, ttl=lease.ttl, renewable=lease.renewable,
+            lease_id=lease.lease_id))
+        return await mount.engine.handle(req)
 
     async def register(self, path: str, mount_uuid: str, secret_type: str, internal: dict[str, Any], *,
                        ttl: int, max_ttl: int, renewable: bool, token_hash: str, lease_id: str = "",
@@ -148,6 +182,17 @@ class ExpirationManager:
             ops.append(Delete(due_key(old_due, lease.lease_id)))
         await self.storage.batch(ops)
         self._schedule(lease.due)
+
+    async def renew_lease(self, lease_id: str, increment: int) -> Response:
+        """Renew a lease through its engine (which may refuse); answers the renewal's response."""
+        lease = await self.require(lease_id)
+        if not lease.renewable:
+            raise InvalidRequest("lease is not renewable")
+        answer = await self._engine(lease, RENEW, {"increment": increment})
+        ttl = increment or (answer.secret.ttl if answer and answer.secret else 0) or lease.ttl
+        lease, warnings = await self.renew(lease, ttl)
+        return Response(data=answer.data if answer else None, warnings=(answer.warnings if answer else []) + warnings,
+                        lease_id=lease.lease_id, lease_duration=lease.ttl, renewable=lease.renewable)
 
     async def renew(self, lease: Lease, ttl: int) -> tuple[Lease, list[str]]:
         """Extend ``lease`` by ``ttl`` seconds, never past its max; answers warnings."""
@@ -205,7 +250,7 @@ class ExpirationManager:
         """Call the engine's revoke; answers '' on success or the error text."""
         async with self._sem:
             try:
-                await self.revoker(lease)
+                await self._engine(lease, REVOKE)
                 return ""
             except asyncio.CancelledError:
                 raise
@@ -312,12 +357,6 @@ class ExpirationManager:
                     leases.append(lease)
             await self._revoke_all(leases, result)
             start = rows[-1][0] + "\x00"
-
-    def spawn(self, coro: Awaitable[Any]) -> None:
-        """Run ``coro`` in the background, keeping a reference until it ends."""
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     # -- listings --------------------------------------------------------------
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
-from coffer.core.tokens import TokenEntry
+from coffer.core.policystore import PolicyStore
+from coffer.core.tokens import TokenEntry, TokenStore
 from coffer.errors import InvalidRequest, PermissionDenied
 from coffer.framework.backend import Backend, Path
 from coffer.framework.fields import Field, FieldData, FieldType
 from coffer.framework.request import Request, Response
-
-if TYPE_CHECKING:
-    from coffer.core.core import Core
 
 S, I, B, D, L = FieldType.STRING, FieldType.INT, FieldType.BOOL, FieldType.DURATION, FieldType.COMMA_LIST
 
@@ -22,12 +19,14 @@ Tokens form a tree: revoking a token revokes every token created from it
 (unless they were created as orphans)."""
 
 
-def token_backend(core: Core) -> Backend:
-    store = core.tokens
+def caller(req: Request) -> TokenEntry:
+    """The calling token's full entry (core routes only authenticated requests here)."""
+    if not isinstance(req.token, TokenEntry):
+        raise PermissionDenied()
+    return req.token
 
-    def caller(req: Request) -> TokenEntry:
-        assert req.token is not None
-        return req.token
+
+def token_backend(store: TokenStore, policies: PolicyStore) -> Backend:
 
     async def create(req: Request, d: FieldData, orphan: bool = False) -> Response:
         parent = caller(req)
@@ -84,7 +83,7 @@ def token_backend(core: Core) -> Backend:
         return await create(req, d, orphan=True)
 
     async def has_sudo(req: Request) -> bool:
-        acl = await core.policies.acl(caller(req).policies)
+        acl = await policies.acl(caller(req).policies)
         return acl.allows(req.path, "update").sudo
 
     async def by_token(d: FieldData) -> tuple[str, TokenEntry]:
@@ -164,7 +163,7 @@ def token_backend(core: Core) -> Backend:
     token_field = {"token": Field(S, "The token.")}
     accessor_field = {"accessor": Field(S, "The token's accessor.")}
     increment = {"increment": Field(D, "How long to extend the TTL by.", default=0)}
-    backend = Backend(
+    return Backend(
         [
             Path("create", {"write": create}, create_fields, synopsis="Create a child token of the caller."),
             Path("create-orphan", {"write": create_orphan}, dict(create_fields),
@@ -189,4 +188,3 @@ def token_backend(core: Core) -> Backend:
         help=HELP,
         sudo_paths=("revoke-orphan", "accessors", "accessors/"),
     )
-    return backend

@@ -21,13 +21,14 @@ import secrets
 import string
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from coffer.errors import InvalidRequest, PermissionDenied
+from coffer.framework.request import TokenInfo
 from coffer.storage.base import Delete, Put, Storage
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -58,27 +59,12 @@ def rfc3339(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-@dataclass(slots=True)
-class TokenEntry:
-    hash: str
-    accessor: str
-    policies: list[str]
-    parent: str = ""
-    meta: dict[str, str] = field(default_factory=dict)
-    display_name: str = "token"
-    num_uses: int = 0
-    creation_time: float = 0.0
-    ttl: int = 0  # the TTL it was created (or last renewed) with
-    explicit_max_ttl: int = 0
-    period: int = 0
-    renewable: bool = True
-    expire_time: float = 0.0  # 0: never
-    path: str = "auth/token/create"
-    orphan: bool = False
+@dataclass(slots=True, kw_only=True)
+class TokenEntry(TokenInfo):
+    """A token as stored: what engines see of it (``TokenInfo``) plus its place in the token tree."""
 
-    @property
-    def is_root(self) -> bool:
-        return "root" in self.policies
+    hash: str
+    parent: str = ""
 
     def remaining(self, now: float | None = None) -> int:
         if not self.expire_time:

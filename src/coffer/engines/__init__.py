@@ -1,34 +1,34 @@
-"""Secrets engines. Each one exposes a factory: mount entry -> Backend.
+"""Secrets engines and auth methods: each one exposes ``factory(mount: MountInfo) -> Engine``.
 
 Besides the built-in engines, a server may load engines from its
 ``plugin_directory``: every ``<type>.py`` there that defines ``factory`` is
-an engine mountable as ``<type>``.
+an engine mountable as ``<type>`` (an auth method if it sets ``KIND = "auth"``).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from coffer.core.mounts import MountEntry
-    from coffer.framework.backend import Backend
-
-Factory = Callable[["MountEntry"], "Backend"]
+from coffer.framework.engine import Factory
 
 
 def builtin_engines() -> dict[str, Factory]:
+    """The secrets engines, by type."""
     from coffer.engines import aws, kv
 
     return {"kv": kv.factory, "generic": kv.factory, "aws": aws.factory}
 
 
-def load_plugins(directory: str) -> dict[str, Factory]:
-    """Engines defined by the Python modules in ``directory``."""
-    found: dict[str, Factory] = {}
+def builtin_auth_methods() -> dict[str, Factory]:
+    """The auth methods, by type (the token method is built into core)."""
+    return {}
+
+
+def load_plugins(directory: str) -> tuple[dict[str, Factory], dict[str, Factory]]:
+    """The secrets engines and the auth methods defined by the Python modules in ``directory``."""
+    found: tuple[dict[str, Factory], dict[str, Factory]] = ({}, {})
     folder = Path(directory)
     if not folder.is_dir():
         raise ValueError(f'plugin_directory "{directory}" is not a folder')
@@ -43,6 +43,6 @@ def load_plugins(directory: str) -> dict[str, Factory]:
         spec.loader.exec_module(module)
         factory = getattr(module, "factory", None)
         if not callable(factory):
-            raise ValueError(f"plugin {file} does not define factory(mount_entry) -> Backend")
-        found[file.stem] = factory
+            raise ValueError(f"plugin {file} does not define factory(mount) -> Engine")
+        found[getattr(module, "KIND", "secret") == "auth"][file.stem] = factory
     return found

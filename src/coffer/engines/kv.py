@@ -6,12 +6,11 @@ and read back whole. Listing a folder answers its immediate children.
 
 from __future__ import annotations
 
-from coffer.core.mounts import MountEntry
 from coffer.durations import parse_duration
 from coffer.errors import InvalidRequest
 from coffer.framework.backend import Backend, Path
 from coffer.framework.fields import FieldData
-from coffer.framework.request import Request, Response
+from coffer.framework.request import MountInfo, Request, Response
 
 HELP = """The kv secrets engine stores arbitrary secrets.
 
@@ -27,18 +26,16 @@ def _key(req: Request) -> str:
 
 
 async def _exists(req: Request, captures: dict[str, str]) -> bool:
-    assert req.storage is not None
     return bool(req.relative_path) and await req.storage.get(req.relative_path) is not None
 
 
 async def _read(req: Request, d: FieldData) -> Response | None:
-    assert req.storage is not None
     value = await req.storage.get_json(_key(req))
     if value is None:
         return None
     # As Vault's kv v1: lease_duration is a refresh hint, the secret's own
     # "ttl" (or older "lease") key, else the mount's default lease TTL.
-    hint = req.mount_config.get("default_lease_ttl", 0)
+    hint = req.mount.default_lease_ttl
     raw_ttl = value.get("ttl", value.get("lease")) if isinstance(value, dict) else None
     if raw_ttl is not None:
         try:
@@ -49,7 +46,6 @@ async def _read(req: Request, d: FieldData) -> Response | None:
 
 
 async def _write(req: Request, d: FieldData) -> None:
-    assert req.storage is not None
     data = dict(req.data)
     if not data:
         raise InvalidRequest("no data provided; write at least one key=value pair")
@@ -57,19 +53,17 @@ async def _write(req: Request, d: FieldData) -> None:
 
 
 async def _delete(req: Request, d: FieldData) -> None:
-    assert req.storage is not None
     await req.storage.delete(_key(req))
 
 
 async def _list(req: Request, d: FieldData) -> Response:
-    assert req.storage is not None
     prefix = req.relative_path
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     return Response(data={"keys": await req.storage.list(prefix)})
 
 
-def factory(entry: MountEntry) -> Backend:
+def factory(mount: MountInfo) -> Backend:
     return Backend(
         [
             Path(

@@ -8,18 +8,39 @@ document all come from these declarations.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from coffer.errors import InvalidRequest, NotFound, UnsupportedOperation
+from coffer.framework import wal
+from coffer.framework.engine import SpecialPaths
 from coffer.framework.fields import Field, FieldData, FieldType
-from coffer.framework.request import CREATE, DELETE, HELP, LIST, READ, UPDATE, Request, Response
+from coffer.framework.request import (
+    CREATE,
+    DELETE,
+    HELP,
+    LIST,
+    PERIODIC,
+    READ,
+    RENEW,
+    REVOKE,
+    ROLLBACK,
+    UPDATE,
+    Operation,
+    Request,
+    Response,
+)
+from coffer.storage.base import Delete
+
+log = logging.getLogger("coffer.framework")
 
 Handler = Callable[[Request, FieldData], Awaitable[Response | None]]
 ExistenceCheck = Callable[[Request, dict[str, str]], Awaitable[bool]]
 Rollback = Callable[[Request, str, dict[str, Any]], Awaitable[None]]
+Periodic = Callable[[Request], Awaitable[None]]
 
 # Building blocks for patterns, named like the captures they make.
 NAME = r"\w(?:[\w.-]*\w)?"
@@ -35,23 +56,31 @@ _HTTP_FOR_OP = {READ: "get", LIST: "get", CREATE: "post", UPDATE: "post", DELETE
 @dataclass
 class Path:
     pattern: str
-    operations: dict[str, Handler]
-    fields: dict[str, Field] = field(default_factory=dict)
+    #: Handlers by operation; "write" is shorthand for both create and update.
+    operations: Mapping[str, Handler]
+    fields: Mapping[str, Field] = field(default_factory=dict)
     exists: ExistenceCheck | None = None
     synopsis: str = ""
     description: str = ""
     #: Accept fields that are not declared (the kv engine stores anything).
     open_fields: bool = False
+    regex: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.regex = re.compile(self.pattern)
-        # Every named capture is also a string field of the path.
+        # Every named capture is also a string field of the path (declared ones keep their own text).
+        fields = dict(self.fields)
         for group in self.regex.groupindex:
-            self.fields.setdefault(group, Field(FieldType.STRING, f"Path parameter {group}.", required=True))
-        if "write" in self.operations:
-            handler = self.operations.pop("write")
-            self.operations.setdefault(CREATE, handler)
-            self.operations.setdefault(UPDATE, handler)
+            fields.setdefault(group, Field(FieldType.STRING, f"Path parameter {group}.", required=True))
+        self.fields = fields
+        operations: dict[str, Handler] = {}
+        for op, handler in self.operations.items():
+            if op == "write":
+                operations.setdefault(CREATE, handler)
+                operations.setdefault(UPDATE, handler)
+            else:
+                operations[Operation(op)] = handler
+        self.operations = operations
 
     def openapi_path(self) -> str:
         return openapi_template(self.pattern)
@@ -115,7 +144,12 @@ def openapi_template(pattern: str) -> str:
 
 @dataclass
 class SecretType:
-    """What a leased secret of one kind does when renewed or revoked."""
+    """What a leased secret of one kind does when renewed or revoked.
+
+    ``revoke`` raises when the secret could not be taken back (core keeps the
+    lease and retries): ``coffer.errors.RetryLater`` for a passing condition,
+    ``UpstreamError`` when the outside service failed.
+    """
 
     name: str
     revoke: Callable[[Request, dict[str, Any]], Awaitable[None]]
@@ -124,7 +158,7 @@ class SecretType:
 
 
 class Backend:
-    """A set of paths plus the secret types they hand out."""
+    """An engine written as declared paths plus the secret types they hand out (implements ``Engine``)."""
 
     def __init__(
         self,
@@ -135,15 +169,50 @@ class Backend:
         unauthenticated: tuple[str, ...] = (),
         sudo_paths: tuple[str, ...] = (),
         rollback: Rollback | None = None,
+        periodic: Periodic | None = None,
     ) -> None:
         self.paths = paths
         self.help = help
         self.secrets = {s.name: s for s in secrets or []}
-        self.unauthenticated = unauthenticated
-        #: Globs (Vault style, trailing ``*``) that need the sudo capability.
-        self.sudo_paths = sudo_paths
+        self.special_paths = SpecialPaths(unauthenticated=unauthenticated, sudo=sudo_paths)
         #: Undoes what a write-ahead entry announced (see framework.wal).
         self.rollback = rollback
+        #: Runs on core's periodic tick (rotations, clean-ups).
+        self.periodic = periodic
+
+    # -- the Engine contract ---------------------------------------------------
+
+    async def resolve(self, req: Request) -> str:
+        path, captures = self.route(req.relative_path)
+        return await self.resolve_write(path, req, captures)
+
+    async def handle(self, req: Request) -> Response | None:
+        op = req.operation
+        if op in (RENEW, REVOKE):
+            return await self._secret_operation(req)
+        if op == ROLLBACK:
+            await self._rollback(req, float(req.data["created_before"]))
+            return None
+        if op == PERIODIC:
+            if self.periodic is not None:
+                await self.periodic(req)
+            return None
+        if op == HELP:
+            return self._help(req)
+        path, captures = self.route(req.relative_path)
+        data = self.field_data(path, captures, req)
+        handler = path.operations.get(op)
+        if handler is None and op in (CREATE, UPDATE):
+            handler = path.operations.get(UPDATE if op == CREATE else CREATE)
+        if handler is None:
+            raise UnsupportedOperation(f'unsupported operation "{op}" on "{req.path}"')
+        resp = await handler(req, data)
+        if resp is not None and resp.secret is not None and resp.secret.wal_id:
+            # The write-ahead entry goes in the same batch that records the lease.
+            resp.secret.commit_ops.extend(req.storage.absolute([Delete(wal.WAL_PREFIX + resp.secret.wal_id)]))
+        return resp
+
+    # -- routing and validation ------------------------------------------------
 
     def route(self, path: str) -> tuple[Path, dict[str, str]]:
         for p in self.paths:
@@ -166,15 +235,42 @@ class Backend:
             return UPDATE if UPDATE in path.operations else CREATE
         return UPDATE if await path.exists(req, captures) else CREATE
 
-    async def handle(self, req: Request, path: Path, data: FieldData) -> Response | None:
-        if req.operation == HELP:
-            return self.help_response(path, req)
-        handler = path.operations.get(req.operation)
-        if handler is None and req.operation in (CREATE, UPDATE):
-            handler = path.operations.get(UPDATE if req.operation == CREATE else CREATE)
-        if handler is None:
-            raise UnsupportedOperation(f'unsupported operation "{req.operation}" on "{req.path}"')
-        return await handler(req, data)
+    # -- what core originates ------------------------------------------------------
+
+    async def _secret_operation(self, req: Request) -> Response | None:
+        secret = req.secret
+        if secret is None:
+            raise InvalidRequest(f"a {req.operation} request needs the lease's secret")
+        secret_type = self.secrets.get(secret.type)
+        if secret_type is None:
+            raise InvalidRequest(f'the engine at {req.mount_point} has no secret type "{secret.type}"')
+        if req.operation == REVOKE:
+            await secret_type.revoke(req, secret.internal)
+            return None
+        if secret_type.renew is None:
+            raise InvalidRequest("lease is not renewable")
+        return await secret_type.renew(req, secret.internal)
+
+    async def _rollback(self, req: Request, created_before: float) -> None:
+        """Undo what each write-ahead entry written before ``created_before`` announced."""
+        if self.rollback is None:
+            return
+        for item in await wal.entries(req.storage, created_before=created_before):
+            try:
+                await self.rollback(req, item.kind, item.data)
+            except Exception as exc:  # kept; the next round retries
+                log.warning("rollback of %s at %s failed (will retry): %s", item.kind, req.mount_point, exc)
+                continue
+            await wal.delete(req.storage, item.id)
+
+    # -- help and OpenAPI --------------------------------------------------------
+
+    def _help(self, req: Request) -> Response:
+        rel = req.relative_path
+        path = next((p for p in self.paths if p.regex.fullmatch(rel)), None)
+        if path is None and rel.strip("/"):
+            raise NotFound(f'no help for "{req.path}": unsupported path')
+        return self.help_response(path, req)
 
     def help_response(self, path: Path | None, req: Request) -> Response:
         """Help for one path, or for the whole engine (its mount root) when ``path`` is None."""

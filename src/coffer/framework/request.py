@@ -1,23 +1,99 @@
-"""The request and response values that travel between the layers."""
+"""The values that travel between core and an engine: requests, responses, and what they carry."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import Any
 
-if TYPE_CHECKING:
-    from coffer.core.tokens import TokenEntry
-    from coffer.framework.storage import StorageView
+from coffer.framework.storage import UNROUTED, StorageView
+from coffer.storage.base import Op
 
-# Logical operations. HTTP verbs map onto these in http/; "create" vs
-# "update" is decided by core through the path's existence check.
-READ = "read"
-CREATE = "create"
-UPDATE = "update"
-DELETE = "delete"
-LIST = "list"
-HELP = "help"
-OPERATIONS = (READ, CREATE, UPDATE, DELETE, LIST, HELP)
+
+class Operation(StrEnum):
+    """What a request asks of an engine.
+
+    HTTP verbs map onto the first six in http/ ("create" or "update" is decided by
+    the path's existence check); core sends the others on its own: renew and
+    revoke for a lease, rollback for write-ahead entries, periodic on a timer.
+    """
+
+    READ = "read"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    LIST = "list"
+    HELP = "help"
+    RENEW = "renew"
+    REVOKE = "revoke"
+    ROLLBACK = "rollback"
+    PERIODIC = "periodic"
+
+
+READ, CREATE, UPDATE, DELETE, LIST, HELP = (Operation.READ, Operation.CREATE, Operation.UPDATE, Operation.DELETE,
+                                            Operation.LIST, Operation.HELP)
+RENEW, REVOKE, ROLLBACK, PERIODIC = Operation.RENEW, Operation.REVOKE, Operation.ROLLBACK, Operation.PERIODIC
+
+
+@dataclass(frozen=True, slots=True)
+class MountInfo:
+    """What an engine knows of the mount it serves."""
+
+    path: str  # the full route prefix, e.g. "aws/" or "auth/approle/"
+    type: str
+    uuid: str = ""
+    accessor: str = ""
+    options: Mapping[str, str] = field(default_factory=dict)
+    #: The lease TTLs in effect here (the mount's tuned values, else the server's).
+    default_lease_ttl: int = 0
+    max_lease_ttl: int = 0
+    #: default_lease_ttl as tuned on this mount (0: not tuned).
+    tuned_default_lease_ttl: int = 0
+
+
+#: The mount of a request that was not routed yet.
+NO_MOUNT = MountInfo(path="", type="")
+
+
+@dataclass(slots=True, kw_only=True)
+class TokenInfo:
+    """The caller's token, as engines see it (core's token entry extends this)."""
+
+    accessor: str
+    policies: list[str]
+    meta: dict[str, str] = field(default_factory=dict)
+    display_name: str = "token"
+    num_uses: int = 0
+    creation_time: float = 0.0
+    ttl: int = 0  # the TTL it was created (or last renewed) with
+    explicit_max_ttl: int = 0
+    period: int = 0
+    renewable: bool = True
+    expire_time: float = 0.0  # 0: never
+    path: str = "auth/token/create"
+    orphan: bool = False
+
+    @property
+    def is_root(self) -> bool:
+        return "root" in self.policies
+
+
+@dataclass(slots=True)
+class Secret:
+    """A response that must be taken back later carries one of these; renew and revoke requests carry it back."""
+
+    type: str
+    internal: dict[str, Any] = field(default_factory=dict)
+    ttl: int = 0
+    max_ttl: int = 0
+    renewable: bool = True
+    #: A write-ahead entry (framework.wal) removed atomically with the lease's creation.
+    wal_id: str = ""
+    #: The lease id, when the engine needed it before answering (e.g. to tag what it made).
+    lease_id: str = ""
+    #: Storage ops (absolute keys) that core applies in the same batch that records the lease.
+    commit_ops: list[Op] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -30,29 +106,24 @@ class Request:
     request_id: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     # Filled in by core while routing.
-    mount_point: str = ""
-    mount_type: str = ""
-    mount_accessor: str = ""
+    mount: MountInfo = NO_MOUNT
     relative_path: str = ""
-    storage: StorageView | None = None
-    token: TokenEntry | None = None
-    #: default_lease_ttl / max_lease_ttl in effect, and mount_default_lease_ttl as tuned (0: not tuned).
-    mount_config: dict[str, int] = field(default_factory=dict)
+    storage: StorageView = UNROUTED
+    token: TokenInfo | None = None
+    #: The lease's secret, on renew and revoke.
+    secret: Secret | None = None
 
+    @property
+    def mount_point(self) -> str:
+        return self.mount.path
 
-@dataclass(slots=True)
-class Secret:
-    """A response that must be taken back later carries one of these."""
+    @property
+    def mount_type(self) -> str:
+        return self.mount.type
 
-    type: str
-    internal: dict[str, Any] = field(default_factory=dict)
-    ttl: int = 0
-    max_ttl: int = 0
-    renewable: bool = True
-    #: A write-ahead entry (framework.wal) removed atomically with the lease's creation.
-    wal_id: str = ""
-    #: The lease id, when the engine needed it before answering (e.g. to tag what it made).
-    lease_id: str = ""
+    @property
+    def mount_accessor(self) -> str:
+        return self.mount.accessor
 
 
 @dataclass(slots=True)

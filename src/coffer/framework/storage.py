@@ -10,6 +10,34 @@ import orjson
 from coffer.storage.base import Delete, Expect, Op, Put, Storage, prefix_end
 
 
+class _Unrouted(Storage):
+    """What a request that was not routed to a mount has for storage: nothing."""
+
+    def _fail(self) -> None:
+        raise RuntimeError("this request was not routed to a mount, so it has no storage")
+
+    async def get(self, key: str) -> bytes | None:
+        self._fail()
+        return None
+
+    async def put(self, key: str, value: bytes) -> None:
+        self._fail()
+
+    async def delete(self, key: str) -> None:
+        self._fail()
+
+    async def list(self, prefix: str) -> list[str]:
+        self._fail()
+        return []
+
+    async def scan(self, start: str, end: str, limit: int | None = None) -> list[tuple[str, bytes]]:
+        self._fail()
+        return []
+
+    async def batch(self, ops: list[Op], expect: Sequence[Expect] = ()) -> None:
+        self._fail()
+
+
 class StorageView:
     """Storage seen through ``prefix``: keys are relative to it."""
 
@@ -65,3 +93,7 @@ class StorageView:
                 return removed
             await self.batch([Delete(k) for k, _ in rows])
             removed += len(rows)
+
+
+#: The storage of a request not routed yet (every call raises).
+UNROUTED = StorageView(_Unrouted(), "")

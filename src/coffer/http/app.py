@@ -92,8 +92,7 @@ def envelope(req: Request, resp: Response) -> dict[str, Any]:
         "wrap_info": None,
         "warnings": resp.warnings or None,
         "auth": resp.auth,
-        "mount_type": req.mount_type or ("system" if req.mount_point == "sys/" else
-                                         "token" if req.mount_point == "auth/token/" else ""),
+        "mount_type": req.mount_type,
     }
     if resp.data_at_top_level and resp.data:
         for k, v in resp.data.items():

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from coffer.core.mounts import MountEntry
 from coffer.engines.aws import config, roles
 from coffer.engines.aws.iam_user import SECRET_TYPE, IamUsers
 from coffer.framework.backend import Backend, Path, SecretType, match_name
+from coffer.framework.request import MountInfo
 
 HELP = """The AWS secrets engine makes AWS access keys on demand.
 
@@ -16,7 +16,7 @@ that policy and an access key, tied to a lease. When the lease is revoked or
 expires, the user and everything attached to it is deleted."""
 
 
-def factory(entry: MountEntry) -> Backend:
+def factory(mount: MountInfo) -> Backend:
     users = IamUsers()
     creds = Path(
         rf"creds/{match_name()}",

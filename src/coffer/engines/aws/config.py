@@ -37,7 +37,6 @@ def _check_endpoint(name: str, value: str, problems: list[str]) -> None:
 
 
 async def write_root(req: Request, d: FieldData) -> Response | None:
-    assert req.storage is not None
     problems: list[str] = []
     if bool(d["access_key"]) != bool(d["secret_key"]):
         problems.append("give access_key and secret_key together (or neither, to use the AWS credential chain)")
@@ -63,7 +62,6 @@ async def write_root(req: Request, d: FieldData) -> Response | None:
 
 
 async def get_root(req: Request, d: FieldData) -> Response | None:
-    assert req.storage is not None
     config = await req.storage.get_json(ROOT)
     if config is None:
         return None
@@ -72,7 +70,6 @@ async def get_root(req: Request, d: FieldData) -> Response | None:
 
 
 async def write_lease(req: Request, d: FieldData) -> None:
-    assert req.storage is not None
     d.require("lease", "lease_max")
     if d["lease"] <= 0 or d["lease_max"] <= 0:
         raise InvalidRequest("lease and lease_max must be positive durations such as 1h")
@@ -82,7 +79,6 @@ async def write_lease(req: Request, d: FieldData) -> None:
 
 
 async def get_lease(req: Request, d: FieldData) -> Response | None:
-    assert req.storage is not None
     lease = await read_lease(req.storage)
     if lease is None:
         return None

@@ -27,7 +27,7 @@ from coffer.engines.aws import config as cfg
 from coffer.engines.aws.clients import Clients, call, error_code, error_message, is_throttle, sts_with_key
 from coffer.engines.aws.roles import Role, load_role
 from coffer.engines.aws.usernames import iam_username
-from coffer.errors import InvalidRequest, UpstreamError
+from coffer.errors import InvalidRequest, RetryLater, UpstreamError
 from coffer.framework import wal
 from coffer.framework.fields import FieldData
 from coffer.framework.request import Request, Response, Secret
@@ -239,7 +239,6 @@ class IamUsers:
         self.unsupported: set[str] = set()
 
     async def issue(self, req: Request, d: FieldData) -> Response:
-        assert req.storage is not None
         name = d["name"]
         role = await load_role(req.storage, name)
         if role is None:
@@ -263,7 +262,7 @@ class IamUsers:
         if role.wait_for_usable_key and not await wait_until_usable(config, keys, role.wait_for_usable_key):
             warnings.append(f"AWS did not accept the new key within {role.wait_for_usable_key}s; it usually "
                             "does within seconds, so retry calls refused with InvalidClientTokenId")
-        mount_default = req.mount_config.get("mount_default_lease_ttl", 0)
+        mount_default = req.mount.tuned_default_lease_ttl
         ttl = lease["lease"] if lease else (mount_default or cfg.DEFAULT_LEASE)
         max_ttl = lease["lease_max"] if lease else 0
         return Response(
@@ -277,7 +276,6 @@ class IamUsers:
 
     async def _undo(self, iam: Any, req: Request, username: str, wal_id: str) -> None:
         """Remove a half-made user now; if that fails too, the WAL rollback retries later."""
-        assert req.storage is not None
         try:
             await call(delete_user_sync, iam, username, self.unsupported)
         except UserGone:
@@ -287,7 +285,6 @@ class IamUsers:
         await wal.delete(req.storage, wal_id)
 
     async def revoke(self, req: Request, internal: dict[str, Any]) -> None:
-        assert req.storage is not None
         iam = self.clients.iam(await cfg.read_root(req.storage))
         username = internal["username"]
         seen_key = f"{SEEN_PREFIX}{username}"
@@ -298,29 +295,27 @@ class IamUsers:
             # earlier attempt saw the user, missing means an answer to DeleteUser was lost.
             young = time.time() - internal.get("created", 0) < CONSISTENCY_WINDOW
             if young and await req.storage.get(seen_key) is None:
-                raise RuntimeError(f"IAM user {username} is not visible yet (IAM is eventually "
-                                   "consistent); retrying") from None
+                raise RetryLater(f"IAM user {username} is not visible yet (IAM is eventually "
+                                 "consistent); retrying") from None
         except StepError as exc:
             if exc.user_seen:
                 await req.storage.put(seen_key, b"1")
-            raise RuntimeError(str(exc)) from None
+            raise _upstream(exc) from None
         if await req.storage.get(seen_key) is not None:
             await req.storage.delete(seen_key)
 
     async def renew(self, req: Request, internal: dict[str, Any]) -> Response:
-        assert req.storage is not None
         lease = await cfg.read_lease(req.storage)
-        mount_default = req.mount_config.get("mount_default_lease_ttl", 0)
+        mount_default = req.mount.tuned_default_lease_ttl
         ttl = lease["lease"] if lease else (mount_default or cfg.DEFAULT_LEASE)
         return Response(secret=Secret(type=SECRET_TYPE, ttl=ttl))
 
     async def rollback(self, req: Request, kind: str, data: dict[str, Any]) -> None:
         """Delete a user whose WAL entry outlived its request (a crash or a failed undo)."""
-        assert req.storage is not None
         iam = self.clients.iam(await cfg.read_root(req.storage))
         try:
             await call(delete_user_sync, iam, data["username"], self.unsupported)
         except UserGone:
             return
         except StepError as exc:
-            raise RuntimeError(str(exc)) from None
+            raise _upstream(exc) from None

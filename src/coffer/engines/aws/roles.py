@@ -128,7 +128,6 @@ def _from_fields(d: FieldData, problems: list[str]) -> Role:
 
 
 async def write_role(req: Request, d: FieldData) -> Response | None:
-    assert req.storage is not None
     problems: list[str] = []
     legacy = "policy" in d or "arn" in d
     role = _from_legacy(d, problems) if legacy else _from_fields(d, problems)
@@ -141,23 +140,19 @@ async def write_role(req: Request, d: FieldData) -> Response | None:
 
 
 async def read_role(req: Request, d: FieldData) -> Response | None:
-    assert req.storage is not None
     role = await load_role(req.storage, d["name"])
     return None if role is None else Response(data=role.describe())
 
 
 async def delete_role(req: Request, d: FieldData) -> None:
-    assert req.storage is not None
     await req.storage.delete(role_key(d["name"]))
 
 
 async def list_roles(req: Request, d: FieldData) -> Response:
-    assert req.storage is not None
     return Response(data={"keys": await req.storage.list("role/")})
 
 
 async def role_exists(req: Request, captures: dict[str, str]) -> bool:
-    assert req.storage is not None
     return await req.storage.get(role_key(captures["name"])) is not None
 
 

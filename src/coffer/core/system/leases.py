@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from coffer.core.expiration import Lease
+from coffer.core.expiration import ExpirationManager, Lease
 from coffer.core.tokens import rfc3339
 from coffer.errors import InvalidRequest
 from coffer.framework.backend import Path
 from coffer.framework.fields import Field, FieldData, FieldType
 from coffer.framework.request import Request, Response
 
-if TYPE_CHECKING:
-    from coffer.core.core import Core
-
-SUDO_PATHS = ("leases/lookup/*", "leases/revoke-prefix/*", "revoke-prefix/*", "leases/revoke-force/*",
+SUDO = ("leases/lookup/*", "leases/revoke-prefix/*", "revoke-prefix/*", "leases/revoke-force/*",
               "revoke-force/*")
 S, B, D, I = FieldType.STRING, FieldType.BOOL, FieldType.DURATION, FieldType.INT
 
 
-def lease_paths(core: Core) -> list[Path]:
-    manager = core.expiration
-
+def paths(manager: ExpirationManager) -> list[Path]:
     def lease_id_of(d: FieldData) -> str:
         lease_id = d["url_lease_id"] or d["lease_id"]
         if not lease_id:
@@ -48,25 +43,13 @@ def lease_paths(core: Core) -> list[Path]:
         return Response(data={"keys": await manager.list_prefix(prefix)})
 
     async def renew(req: Request, d: FieldData) -> Response:
-        lease = await manager.require(lease_id_of(d))
-        if not lease.renewable:
-            raise InvalidRequest("lease is not renewable")
-        engine_req, backend = core.lease_request(lease, "renew")
-        secret_type = backend.secrets.get(lease.secret_type)
-        if secret_type is None or secret_type.renew is None:
-            raise InvalidRequest("lease is not renewable")
-        engine_req.data = {"increment": d["increment"]}
-        answer = await secret_type.renew(engine_req, lease.internal)
-        ttl = d["increment"] or (answer.secret.ttl if answer and answer.secret else 0) or lease.ttl
-        lease, warnings = await manager.renew(lease, ttl)
-        return Response(data=answer.data if answer else None, warnings=(answer.warnings if answer else []) + warnings,
-                        lease_id=lease.lease_id, lease_duration=lease.ttl, renewable=lease.renewable)
+        return await manager.renew_lease(lease_id_of(d), d["increment"])
 
     async def revoke(req: Request, d: FieldData) -> Response | None:
         lease_id = lease_id_of(d)
         await manager.require(lease_id)
         if not d["sync"]:
-            manager.spawn(manager.revoke(lease_id))
+            manager.supervisor.spawn(manager.revoke(lease_id))
             return Response(status=202)
         await manager.revoke(lease_id)
         return None
@@ -74,7 +57,7 @@ def lease_paths(core: Core) -> list[Path]:
     async def revoke_prefix(req: Request, d: FieldData) -> Response | None:
         prefix = d["prefix"]
         if not d["sync"]:
-            manager.spawn(manager.revoke_prefix(prefix))
+            manager.supervisor.spawn(manager.revoke_prefix(prefix))
             return Response(status=202)
         result = await manager.revoke_prefix(prefix)
         if not result.failed:
@@ -88,7 +71,7 @@ def lease_paths(core: Core) -> list[Path]:
         await manager.revoke_force(d["prefix"])
 
     async def tidy(req: Request, d: FieldData) -> Response:
-        manager.spawn(manager.tidy())
+        manager.supervisor.spawn(manager.tidy())
         return Response(status=202)
 
     async def leases(req: Request, d: FieldData) -> Response:

@@ -1,0 +1,117 @@
+"""One request's way through core: sealed? -> route -> token -> write resolved -> ACL (and sudo) ->
+use counted -> audit the request -> the engine -> lease the secret -> audit the response."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+from coffer.core.audit import AuditBroker
+from coffer.core.expiration import ExpirationManager
+from coffer.core.policystore import PolicyStore
+from coffer.core.router import Mount, Router, not_found
+from coffer.core.tokens import TokenEntry, TokenStore
+from coffer.errors import CofferError, PermissionDenied, Sealed
+from coffer.framework.engine import Engine
+from coffer.framework.request import CREATE, HELP, UPDATE, MountInfo, Request, Response
+
+log = logging.getLogger("coffer.core")
+
+#: Where the system backend answers while sealed (no mount table is loaded then).
+SEALED_SYSTEM = MountInfo(path="sys/", type="system")
+
+
+class Pipeline:
+    def __init__(self, sealed: Callable[[], bool], router: Router, system: Engine, tokens: TokenStore,
+                 policies: PolicyStore, audit: AuditBroker, expiration: ExpirationManager) -> None:
+        #: Whether the server is sealed (or still unsealing): then only the system backend's unauthenticated
+        #: paths are served.
+        self.sealed = sealed
+        self.router = router
+        self.system = system
+        self.tokens = tokens
+        self.policies = policies
+        self.audit = audit
+        self.expiration = expiration
+
+    async def handle(self, req: Request) -> Response | None:
+        try:
+            return await self._handle(req)
+        except CofferError as exc:
+            if self.audit.enabled and not self.sealed():
+                self.audit.log_response(req, None, error="; ".join(exc.messages))
+            raise
+
+    def _route(self, req: Request) -> Engine:
+        """Point ``req`` at the mount that serves it; answers that mount's engine."""
+        if self.sealed():
+            rel = req.path[4:] if req.path.startswith("sys/") else None
+            if rel is None or not self.system.special_paths.is_unauthenticated(rel):
+                raise Sealed()
+            req.mount, req.relative_path = SEALED_SYSTEM, rel
+            return self.system
+        mount: Mount | None = self.router.match(req.path)
+        if mount is None:
+            raise not_found(req.path)
+        req.mount, req.storage = mount.info, mount.storage
+        req.relative_path = req.path[len(mount.route):]
+        return mount.engine
+
+    async def _handle(self, req: Request) -> Response | None:
+        req.request_id = req.request_id or str(uuid.uuid4())
+        engine = self._route(req)
+        token: TokenEntry | None = None
+        if not engine.special_paths.is_unauthenticated(req.relative_path):
+            token = await self.tokens.lookup(req.client_token)
+            if token is None:
+                raise PermissionDenied()
+            req.token = token
+        if req.operation in (CREATE, UPDATE):
+            req.operation = await engine.resolve(req)
+        if token is not None and req.operation != HELP:
+            await self._authorize(req, token, engine)
+        last_use = token is not None and await self.tokens.use(token)
+        try:
+            return await self._run(req, engine, token)
+        finally:
+            if token is not None and last_use:
+                await self.tokens.revoke_tree(token)
+
+    async def _authorize(self, req: Request, token: TokenEntry, engine: Engine) -> None:
+        if token.is_root:
+            return
+        acl = await self.policies.acl(token.policies)
+        result = acl.allows(req.path, req.operation, req.data)
+        if not result.allowed:
+            raise PermissionDenied()
+        if not result.sudo and engine.special_paths.needs_sudo(req.relative_path):
+            raise PermissionDenied()
+
+    async def _run(self, req: Request, engine: Engine, token: TokenEntry | None) -> Response | None:
+        """The engine's part, between the request's and the response's audit."""
+        if self.audit.enabled and not self.audit.log_request(req):
+            raise CofferError("no audit device could record the request, so it was refused; "
+                              "check the audit devices (sys/audit)")
+        resp = await engine.handle(req)
+        if resp is not None and resp.secret is not None:
+            await self.expiration.lease(req, resp, token.hash if token else "")
+        if self.audit.enabled and not self.audit.log_response(req, resp):
+            await self._withdraw(resp)
+            raise CofferError("no audit device could record the response, so it was withheld "
+                              "(any lease or token in it was revoked); check the audit devices (sys/audit)")
+        return resp
+
+    async def _withdraw(self, resp: Response | None) -> None:
+        """Take back what an unaudited response would have handed out."""
+        if resp is None:
+            return
+        if resp.lease_id:
+            try:
+                await self.expiration.revoke(resp.lease_id)
+            except CofferError:
+                log.error("could not revoke unaudited lease %s at once; it is queued for retries", resp.lease_id)
+        if resp.auth and resp.auth.get("client_token"):
+            created = await self.tokens.lookup(resp.auth["client_token"])
+            if created is not None:
+                await self.tokens.revoke_tree(created)

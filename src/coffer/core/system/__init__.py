@@ -1,0 +1,37 @@
+"""The system backend (``sys/``): coffer's own configuration and lifecycle, a built-in mount.
+
+Each module serves one topic and is handed only the services it uses.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from coffer.core.system import audit, capabilities, keys, leases, lifecycle, mounts, policies
+from coffer.framework.backend import Backend
+
+if TYPE_CHECKING:
+    from coffer.core.core import Core
+
+HELP = """The system backend: coffer's own configuration and lifecycle.
+
+It initializes, unseals and seals the server, mounts secrets engines and
+auth methods, manages ACL policies, leases and audit devices, and rotates
+the encryption key."""
+
+
+def system_backend(core: Core) -> Backend:
+    return Backend(
+        [
+            *lifecycle.paths(core),
+            *mounts.paths(core.router, core.expiration),
+            *policies.paths(core.policies),
+            *capabilities.paths(core.tokens, core.policies),
+            *audit.paths(core.audit),
+            *keys.paths(core.barrier, core.router),
+            *leases.paths(core.expiration),
+        ],
+        help=HELP,
+        unauthenticated=lifecycle.UNAUTHENTICATED,
+        sudo_paths=(*lifecycle.SUDO, *mounts.SUDO, *audit.SUDO, *keys.SUDO, *leases.SUDO),
+    )

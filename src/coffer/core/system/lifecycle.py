@@ -1,0 +1,148 @@
+"""``sys/init``, ``sys/seal-status``, ``sys/unseal``, ``sys/seal``, ``sys/health``, ``sys/leader``.
+
+These answer plain JSON (no envelope), and all but ``sys/seal`` work without a token.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any, Protocol
+
+from coffer.core.seal import SealConfig, SealManager, decode_key
+from coffer.errors import InvalidRequest
+from coffer.framework.backend import Path
+from coffer.framework.fields import Field, FieldData, FieldType
+from coffer.framework.request import Request, Response
+from coffer.storage.base import Storage
+
+S, I, B, L = FieldType.STRING, FieldType.INT, FieldType.BOOL, FieldType.COMMA_LIST
+
+UNAUTHENTICATED = ("init", "seal-status", "unseal", "health", "leader")
+SUDO = ("seal",)
+
+
+class Lifecycle(Protocol):
+    """What these paths need of the server (``core.Core`` is one)."""
+
+    physical: Storage
+    sealing: SealManager
+
+    @property
+    def sealed(self) -> bool: ...
+
+    async def load_seal_config(self) -> SealConfig | None: ...
+
+    async def initialize(self, shares: int, threshold: int) -> tuple[list[bytes], str]: ...
+
+    async def submit_unseal_key(self, key: bytes | None, reset: bool = False) -> None: ...
+
+    async def seal(self) -> None: ...
+
+    def status(self) -> dict[str, object]: ...
+
+
+def raw(data: dict[str, Any], status: int | None = None) -> Response:
+    return Response(data=data, raw=True, status=status)
+
+
+HEALTH_FIELDS = {
+    "standbyok": Field(B, "Answer 200 on a standby node.", default=False),
+    "perfstandbyok": Field(B, "Answer 200 on a performance standby.", default=False),
+    "activecode": Field(I, "Status code when active.", default=200),
+    "standbycode": Field(I, "Status code when standby.", default=429),
+    "drsecondarycode": Field(I, "Status code for a DR secondary.", default=472),
+    "performancestandbycode": Field(I, "Status code for a performance standby.", default=473),
+    "sealedcode": Field(I, "Status code when sealed.", default=503),
+    "uninitcode": Field(I, "Status code when not initialized.", default=501),
+}
+
+
+def paths(server: Lifecycle) -> list[Path]:
+    async def init_status(req: Request, d: FieldData) -> Response:
+        return raw({"initialized": await server.load_seal_config() is not None})
+
+    async def init(req: Request, d: FieldData) -> Response:
+        d.require("secret_shares", "secret_threshold")
+        if d["pgp_keys"] or d["root_token_pgp_key"]:
+            # never hand out plaintext keys to a caller who asked for them encrypted
+            raise InvalidRequest("pgp_keys and root_token_pgp_key are not supported; "
+                                 "initialize without them to receive the keys in plaintext")
+        keys, root_token = await server.initialize(d["secret_shares"], d["secret_threshold"])
+        return raw({
+            "keys": [k.hex() for k in keys],
+            "keys_base64": [base64.b64encode(k).decode() for k in keys],
+            "root_token": root_token,
+        })
+
+    async def seal_status(req: Request, d: FieldData) -> Response:
+        await server.load_seal_config()
+        return raw(server.status())
+
+    async def unseal(req: Request, d: FieldData) -> Response:
+        if not d["reset"] and not d["key"]:
+            raise InvalidRequest("'key' must be specified in request body as JSON, or 'reset' set to true")
+        key = decode_key(d["key"]) if d["key"] and not d["reset"] else None  # reset wins, as in Vault
+        await server.submit_unseal_key(key, reset=d["reset"])
+        return raw(server.status())
+
+    async def seal(req: Request, d: FieldData) -> None:
+        await server.seal()
+
+    async def health(req: Request, d: FieldData) -> Response:
+        for name in HEALTH_FIELDS:
+            if name.endswith("code") and not 200 <= d[name] <= 599:
+                raise InvalidRequest(f'invalid value for field "{name}": {d[name]} is not a usable HTTP '
+                                     "status code (200-599)")
+        config = await server.load_seal_config()
+        body = {
+            "initialized": config is not None,
+            "sealed": server.sealed,
+            "standby": False,
+            "performance_standby": False,
+            "replication_performance_mode": "disabled",
+            "replication_dr_mode": "disabled",
+            "server_time_utc": int(time.time()),
+            "version": server.status()["version"],
+            "cluster_name": "coffer",
+            "cluster_id": "",
+        }
+        if config is None:
+            status = d["uninitcode"]
+        elif server.sealed:
+            status = d["sealedcode"]
+        else:
+            status = d["activecode"]
+        return raw(body, status)
+
+    async def leader(req: Request, d: FieldData) -> Response:
+        return raw({
+            "ha_enabled": server.physical.ha_enabled,
+            "is_self": False,
+            "active_time": "0001-01-01T00:00:00Z",
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": False,
+            "performance_standby_last_remote_wal": 0,
+        })
+
+    return [
+        Path("init", {"read": init_status, "write": init}, {
+            "secret_shares": Field(I, "How many key shares to split the root key into."),
+            "secret_threshold": Field(I, "How many shares are needed to unseal."),
+            "pgp_keys": Field(L, "Not supported; must be empty."),
+            "root_token_pgp_key": Field(S, "Not supported; must be empty."),
+            "stored_shares": Field(I, "Ignored."),
+            "recovery_shares": Field(I, "Ignored."),
+            "recovery_threshold": Field(I, "Ignored."),
+        }, synopsis="Initialize a new server: create the keys and the root token."),
+        Path("seal-status", {"read": seal_status}, synopsis="The seal status."),
+        Path("unseal", {"write": unseal}, {
+            "key": Field(S, "One unseal key share, hex or base64."),
+            "reset": Field(B, "Forget the shares given so far.", default=False),
+            "migrate": Field(B, "Ignored."),
+        }, synopsis="Give one unseal key share."),
+        Path("seal", {"write": seal}, synopsis="Seal the server (needs sudo)."),
+        Path("health", {"read": health}, HEALTH_FIELDS, synopsis="Health: 200 active, 503 sealed, 501 uninitialized."),
+        Path("leader", {"read": leader}, synopsis="High-availability status."),
+    ]

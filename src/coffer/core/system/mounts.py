@@ -1,0 +1,162 @@
+"""``sys/mounts*``, ``sys/auth*`` and ``sys/remount``: the two mount tables."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from coffer.core.expiration import ExpirationManager
+from coffer.core.router import AUTH_PREFIX, RESERVED, MountEntry, Router, normalize
+from coffer.durations import parse_duration
+from coffer.errors import InvalidRequest
+from coffer.framework.backend import Handler, Path
+from coffer.framework.fields import Field, FieldData, FieldType, convert
+from coffer.framework.request import Request, Response
+
+S, B, M, KV = FieldType.STRING, FieldType.BOOL, FieldType.MAP, FieldType.KV_MAP
+
+SUDO = ("remount",)
+
+
+def top(data: dict[str, Any]) -> Response:
+    return Response(data=data, data_at_top_level=True)
+
+
+def paths(router: Router, expiration: ExpirationManager) -> list[Path]:
+    server_max = router.max_lease_ttl
+
+    def ttl_config(raw_config: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
+        config = dict(base or {})
+        for key in ("default_lease_ttl", "max_lease_ttl"):
+            if raw_config.get(key) not in (None, ""):
+                try:
+                    config[key] = parse_duration(raw_config[key])
+                except ValueError as exc:
+                    raise InvalidRequest(f"invalid {key}: {exc}") from None
+        if raw_config.get("force_no_cache") is not None:
+            config["force_no_cache"] = convert("force_no_cache", Field(B), raw_config["force_no_cache"])
+        default, maximum = config.get("default_lease_ttl", 0), config.get("max_lease_ttl", 0)
+        if default and default > (maximum or server_max):
+            raise InvalidRequest(f"default_lease_ttl cannot be greater than max_lease_ttl ({maximum or server_max}s)")
+        if maximum and maximum > server_max:
+            raise InvalidRequest(f"max_lease_ttl cannot exceed the server's max_lease_ttl ({server_max}s)")
+        return config
+
+    def check_kv_version(mount_type: str, options: dict[str, str] | None) -> None:
+        if mount_type in ("kv", "generic") and str((options or {}).get("version", "1")) not in ("1", ""):
+            raise InvalidRequest("kv version 2 is not supported yet; mount kv with options version=1")
+
+    def route_of(d: FieldData, auth: bool) -> str:
+        return (AUTH_PREFIX if auth else "") + normalize(d["path"])
+
+    def listing(auth: bool) -> Response:
+        return top({m.entry.path: m.entry.describe() for m in router.table(auth)})
+
+    async def list_mounts(req: Request, d: FieldData) -> Response:
+        return listing(auth=False)
+
+    async def list_auth(req: Request, d: FieldData) -> Response:
+        return listing(auth=True)
+
+    async def read_mount(req: Request, d: FieldData, auth: bool = False) -> Response:
+        return top(router.get(route_of(d, auth)).entry.describe())
+
+    async def enable(req: Request, d: FieldData, auth: bool = False) -> None:
+        d.require("type")
+        check_kv_version(d["type"], d["options"])
+        entry = router.new_entry(
+            normalize(d["path"]), d["type"], auth=auth, description=d["description"] or "",
+            config=ttl_config(d["config"] or {}), options={str(k): str(v) for k, v in (d["options"] or {}).items()},
+            local=d["local"], seal_wrap=d["seal_wrap"],
+        )
+        await router.mount(entry, auth=auth)
+
+    async def disable(req: Request, d: FieldData, auth: bool = False) -> None:
+        route = route_of(d, auth)
+        mount = router.mounts.get(route)
+        if mount is None:
+            if not auth and route.startswith(RESERVED):
+                raise InvalidRequest(f'cannot unmount "{route}": it belongs to coffer itself')
+            return  # nothing there: done
+        router.check_unmountable(route)
+        result = await expiration.revoke_prefix(route)
+        if result.failed:
+            lease_id, error = next(iter(result.failed.items()))
+            raise InvalidRequest(
+                f"cannot unmount {route}: {len(result.failed)} lease(s) could not be revoked (e.g. {lease_id}: "
+                f"{error}); fix the cause, or forget them with sys/leases/revoke-force/{route}, then retry"
+            )
+        await router.unmount(route)
+
+    async def read_tune(req: Request, d: FieldData, auth: bool = False) -> Response:
+        entry = router.get(route_of(d, auth)).entry
+        return top({
+            "default_lease_ttl": entry.default_lease_ttl or router.default_lease_ttl,
+            "max_lease_ttl": entry.max_lease_ttl or router.max_lease_ttl,
+            "force_no_cache": bool(entry.config.get("force_no_cache", False)),
+            "description": entry.description,
+            "options": entry.options or None,
+        })
+
+    async def tune(req: Request, d: FieldData, auth: bool = False) -> None:
+        route = route_of(d, auth)
+        entry = router.get(route).entry
+        config = ttl_config(d.given(), entry.config)
+        if "options" in d:
+            check_kv_version(entry.type, d["options"])
+
+        def change(entry: MountEntry) -> None:
+            entry.config = config
+            if "description" in d:
+                entry.description = d["description"]
+            if "options" in d:
+                entry.options.update({str(k): str(v) for k, v in (d["options"] or {}).items()})
+
+        await router.update(route, change)
+
+    async def remount(req: Request, d: FieldData) -> None:
+        d.require("from", "to")
+        src, dst = normalize(d["from"]), normalize(d["to"])
+        await router.remount(src, dst)
+        await expiration.move_prefix(src, dst)
+
+    def for_auth(handler: Callable[..., Awaitable[Response | None]]) -> Handler:
+        return functools.partial(handler, auth=True)
+
+    mount_fields = {
+        "path": Field(S, "The path to mount at, e.g. aws."),
+        "type": Field(S, "The engine or auth method type, e.g. kv or aws."),
+        "description": Field(S, "A human-friendly description."),
+        "config": Field(M, "default_lease_ttl, max_lease_ttl, force_no_cache."),
+        "options": Field(KV, "Engine options."),
+        "local": Field(B, "Ignored (no replication).", default=False),
+        "seal_wrap": Field(B, "Ignored.", default=False),
+        "plugin_name": Field(S, "Ignored (the engine type is type)."),
+        "plugin_version": Field(S, "Ignored."),
+        "external_entropy_access": Field(B, "Ignored.", default=False),
+    }
+    tune_fields = {
+        "path": Field(S, "The mount to tune."),
+        "default_lease_ttl": Field(S, "Default lease TTL (e.g. 1h)."),
+        "max_lease_ttl": Field(S, "Maximum lease TTL (e.g. 24h)."),
+        "force_no_cache": Field(B, "Ignored."),
+        "description": Field(S, "A new description."),
+        "options": Field(KV, "Engine options to set."),
+    }
+    return [
+        Path("mounts", {"read": list_mounts}, synopsis="List the mounted secrets engines."),
+        Path(r"mounts/(?P<path>.+?)/tune", {"read": read_tune, "write": tune}, tune_fields,
+             synopsis="Read or change a mount's lease TTLs and description."),
+        Path(r"mounts/(?P<path>.+)", {"read": read_mount, "write": enable, "delete": disable}, mount_fields,
+             synopsis="Mount (POST), describe (GET) or unmount (DELETE) a secrets engine."),
+        Path("remount", {"write": remount}, {"from": Field(S, "The current mount path."),
+                                             "to": Field(S, "The new mount path.")},
+             synopsis="Move a mount to a new path."),
+        Path("auth", {"read": list_auth}, synopsis="List the auth methods."),
+        Path(r"auth/(?P<path>.+?)/tune", {"read": for_auth(read_tune), "write": for_auth(tune)}, dict(tune_fields),
+             synopsis="Read or change an auth method's lease TTLs and description."),
+        Path(r"auth/(?P<path>.+)", {"read": for_auth(read_mount), "write": for_auth(enable),
+                                    "delete": for_auth(disable)}, dict(mount_fields),
+             synopsis="Enable (POST), describe (GET) or disable (DELETE) an auth method."),
+    ]

@@ -1,0 +1,68 @@
+"""A store written by an earlier coffer still unseals and serves (tests/fixtures/store-*)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import PLUGIN_DIR, CofferProcess, free_port, write_config
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+@pytest.fixture
+def old_store(tmp_path: Path):
+    """A server on a copy of the store made before the core-shape change (tests/fixtures/store-v1)."""
+    manifest = json.loads((FIXTURES / "store-v1" / "manifest.json").read_text())
+    shutil.copy(FIXTURES / "store-v1" / "coffer.db", tmp_path / "coffer.db")
+    port = free_port()
+    config = write_config(tmp_path, port, extra=f'plugin_directory = "{PLUGIN_DIR}"')
+    server = CofferProcess(["-config", str(config)], port, tmp_path).start()
+    for key in manifest["unseal_keys"][: manifest["threshold"]]:
+        server.request("PUT", "sys/unseal", token=None, json={"key": key}).raise_for_status()
+    yield server, manifest
+    server.stop()
+
+
+def test_store_v1_unseals_and_serves(old_store):
+    server, manifest = old_store
+    root = manifest["root_token"]
+    assert server.request("GET", "sys/seal-status", token=None).json()["sealed"] is False
+    for path, value in manifest["kv"].items():
+        assert server.request("GET", path, token=root).json()["data"] == value
+    # the reader token still works, within its policy only
+    reader = manifest["reader_token"]
+    assert server.request("GET", "kv1/hello", token=reader).json()["data"] == {"value": "world"}
+    assert server.request("PUT", "kv1/hello", token=reader, json={"value": "x"}).status_code == 403
+    # the AWS mount kept its config (secret key never shown) and role
+    config = server.request("GET", "aws/config/root", token=root).json()["data"]
+    assert config["access_key"] == "AKIAFIXTURE" and "secret_key" not in config
+    assert server.request("GET", "aws/roles/deploy", token=root).json()["data"]["credential_type"] == "iam_user"
+    # the lease is still known, and revocable through its engine
+    lease = server.request("PUT", "sys/leases/lookup", token=root, json={"lease_id": manifest["lease_id"]})
+    assert lease.status_code == 200 and lease.json()["data"]["ttl"] > 0
+    revoked = server.request("PUT", "sys/leases/revoke", token=root, json={"lease_id": manifest["lease_id"]})
+    assert revoked.status_code == 204
+    assert list(server.request("GET", "things/revocations/fixture", token=root).json()["data"].values()) == [1]
+
+
+def test_store_v1_gains_the_builtin_mounts(old_store):
+    server, manifest = old_store
+    root = manifest["root_token"]
+    mounts = server.request("GET", "sys/mounts", token=root).json()["data"]
+    assert {"sys/", "cubbyhole/", "kv1/", "aws/", "things/"} <= set(mounts)
+    assert mounts["kv1/"]["description"] == "old kv"
+    assert mounts["sys/"]["type"] == "system" and mounts["cubbyhole/"]["type"] == "cubbyhole"
+    auth = server.request("GET", "sys/auth", token=root).json()["data"]
+    assert set(auth) == {"token/"} and auth["token/"]["type"] == "token"
+    # the built-in entries are kept: the same accessors after a restart
+    server.stop()
+    server.start()
+    for key in manifest["unseal_keys"][: manifest["threshold"]]:
+        server.request("PUT", "sys/unseal", token=None, json={"key": key}).raise_for_status()
+    again = server.request("GET", "sys/mounts", token=root).json()["data"]
+    assert again["cubbyhole/"]["accessor"] == mounts["cubbyhole/"]["accessor"]
+    assert again["sys/"]["uuid"] == mounts["sys/"]["uuid"]
