@@ -41,8 +41,11 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q
 
+# ruff, the layer contract of DESIGN.md (import-linter, see pyproject.toml) and mypy over src/.
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check src tests
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from coffer.config import ServerConfig
 from coffer.core.core import Core
@@ -37,7 +38,7 @@ def _split_address(address: str) -> tuple[str, int]:
 
 async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: str | None = None,
                 announce=print) -> None:
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, SSLProtocols
     from granian.server.embed import Server
 
     listener = config.listener
@@ -59,9 +60,9 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
         port=port,
         interface=Interfaces.ASGINL,
         log_enabled=config.log_level == "debug",
-        ssl_cert=Path(listener.tls_cert_file) if tls else None,
-        ssl_key=Path(listener.tls_key_file) if tls else None,
-        ssl_protocol_min="tls1.3" if listener.tls_min_version == "tls13" else "tls1.2",
+        ssl_cert=Path(listener.tls_cert_file) if tls and listener.tls_cert_file else None,
+        ssl_key=Path(listener.tls_key_file) if tls and listener.tls_key_file else None,
+        ssl_protocol_min=SSLProtocols.tls13 if listener.tls_min_version == "tls13" else SSLProtocols.tls12,
         backlog=1024,
     )
     scheme = "https" if tls else "http"
@@ -117,14 +118,13 @@ def _dev_banner(address: str, key: bytes, root_token: str) -> str:
     )
 
 
-def run(config: ServerConfig, **kwargs) -> None:
+def run(config: ServerConfig, **kwargs: Any) -> None:
     logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
                         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s", stream=sys.stderr)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
         import uvloop
-
-        runner = uvloop.run
     except ImportError:  # pragma: no cover - Windows
-        runner = asyncio.run
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    runner(serve(config, **kwargs))
+        asyncio.run(serve(config, **kwargs))
+    else:
+        uvloop.run(serve(config, **kwargs))

@@ -13,7 +13,7 @@ import sys
 import click
 
 from coffer import __version__
-from coffer.cli import leases, operator, paths, policies, secrets, tokens
+from coffer.cli import leases, operator, paths, policies, secrets, server, tokens
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help", "-help"]})
@@ -41,7 +41,7 @@ def version() -> None:
 
 
 for command in (
-    operator.server, operator.status, operator.operator,
+    server.server, operator.status, operator.operator,
     paths.read, paths.write, paths.delete, paths.list_, paths.path_help,
     secrets.secrets, secrets.mount, secrets.unmount, secrets.mounts, secrets.remount, secrets.mount_tune,
     tokens.token, tokens.login,

@@ -10,47 +10,6 @@ from coffer.cli.common import Env, api_command, flag, prompt_secret
 from coffer.cli.output import table
 
 
-@click.command()
-@flag("dev", is_flag=True, help="Run an in-memory, unsealed development server.")
-@flag("config", type=click.Path(dir_okay=False), help="Path to a server config file (HCL or JSON).")
-@flag("dev-root-token-id", envvar="COFFER_DEV_ROOT_TOKEN_ID", help="The root token's value in dev mode.")
-@flag("dev-listen-address", default="127.0.0.1:8200", show_default=True, envvar="COFFER_DEV_LISTEN_ADDRESS",
-      help="Address a dev server listens on.")
-@flag("dev-plugin-dir", type=click.Path(file_okay=False), help="Load engines from this folder in dev mode.")
-@flag("log-level", help="Log level: debug, info, warn, error.")
-def server(dev: bool, config: str | None, dev_root_token_id: str | None, dev_listen_address: str,
-           dev_plugin_dir: str | None, log_level: str | None) -> None:
-    """Start a coffer server.
-
-    \b
-    Examples:
-      coffer server -dev
-      coffer server -dev -dev-root-token-id=root -dev-listen-address=127.0.0.1:8300
-      coffer server -config=/etc/coffer/coffer.hcl
-    """
-    from coffer.config import ConfigError, ListenerConfig, ServerConfig, StorageConfig, load_config
-    from coffer.server import run
-
-    if not dev and not config:
-        raise click.UsageError("give -config=FILE for a real server, or -dev for a development server")
-    if dev:
-        cfg = ServerConfig(storage=StorageConfig("inmem"), plugin_directory=dev_plugin_dir,
-                           listener=ListenerConfig(address=dev_listen_address, tls_disable=True))
-    else:
-        try:
-            cfg = load_config(config)
-        except ConfigError as exc:
-            click.echo(f"Error loading configuration: {exc}", err=True)
-            sys.exit(1)
-    if log_level:
-        cfg.log_level = log_level
-    try:
-        run(cfg, dev=dev, dev_root_token_id=dev_root_token_id, announce=click.echo)
-    except (OSError, ValueError) as exc:
-        click.echo(f"Error starting the server: {exc}", err=True)
-        sys.exit(1)
-
-
 def _seal_rows(status: dict) -> list[tuple[str, object]]:
     rows = [("Seal Type", status["type"]), ("Initialized", status["initialized"]), ("Sealed", status["sealed"]),
             ("Total Shares", status["n"]), ("Threshold", status["t"])]

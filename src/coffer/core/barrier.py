@@ -9,6 +9,7 @@ does not decrypt. Rotation adds a term; old terms stay readable.
 
 from __future__ import annotations
 
+import builtins
 import os
 import struct
 import time
@@ -46,7 +47,7 @@ class Barrier(Storage):
     def __init__(self, physical: Storage) -> None:
         self.physical = physical
         self._terms: dict[int, AESGCM] = {}
-        self._keyring: list[Term] = []
+        self._keyring: builtins.list[Term] = []
         self._active = 0
 
     @property
@@ -97,7 +98,7 @@ class Barrier(Storage):
         self._check()
         return next(t for t in self._keyring if t.number == self._active)
 
-    def _load(self, terms: list[Term]) -> None:
+    def _load(self, terms: builtins.list[Term]) -> None:
         self._keyring = terms
         self._terms = {t.number: AESGCM(t.key) for t in terms}
         self._active = max(t.number for t in terms)
@@ -141,7 +142,7 @@ class Barrier(Storage):
         self._check()
         await self.physical.delete(key)
 
-    async def list(self, prefix: str) -> list[str]:
+    async def list(self, prefix: str) -> builtins.list[str]:
         self._check()
         return await self.physical.list(prefix)
 
@@ -149,11 +150,11 @@ class Barrier(Storage):
         self._check()
         return await self.physical.count(start, end)  # keys are not encrypted: nothing to decrypt
 
-    async def scan(self, start: str, end: str, limit: int | None = None) -> list[tuple[str, bytes]]:
+    async def scan(self, start: str, end: str, limit: int | None = None) -> builtins.list[tuple[str, bytes]]:
         self._check()
         return [(k, self.decrypt(k, v)) for k, v in await self.physical.scan(start, end, limit)]
 
-    async def batch(self, ops: list[Op], expect: Sequence[Expect] = ()) -> None:
+    async def batch(self, ops: builtins.list[Op], expect: Sequence[Expect] = ()) -> None:
         self._check()
         physical_expect = []
         for cond in expect:

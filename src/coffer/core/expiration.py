@@ -378,7 +378,7 @@ class ExpirationManager:
         for prefix in (DUE, TOKEN, IRREVOCABLE):
             start, end = prefix, prefix_end(prefix)
             while rows := await self.storage.scan(start, end, BATCH):
-                stale = []
+                stale: list[Op] = []
                 for key, _ in rows:
                     rest = key[len(prefix):]
                     lease_id = rest.split("/", 1)[1] if prefix != IRREVOCABLE else rest

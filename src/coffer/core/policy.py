@@ -139,6 +139,25 @@ path "sys/leases/lookup" {
   capabilities = ["update"]
 }
 
+# Allow a token to manage its own cubbyhole.
+path "cubbyhole/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+
+# Allow a token to wrap arbitrary values in a response-wrapping token,
+# and to look up, unwrap and rewrap wrapping tokens.
+path "sys/wrapping/wrap" {
+  capabilities = ["update"]
+}
+
+path "sys/wrapping/lookup" {
+  capabilities = ["update"]
+}
+
+path "sys/wrapping/unwrap" {
+  capabilities = ["update"]
+}
+
 # Allow general purpose tools.
 path "sys/tools/hash" {
   capabilities = ["update"]

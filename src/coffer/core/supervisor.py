@@ -60,3 +60,4 @@ class Supervisor:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+                self._tasks.discard(task)  # its done callback may not have run yet

@@ -50,7 +50,7 @@ def match_name(group: str = "name") -> str:
     return rf"(?P<{group}>{NAME})"
 
 
-_HTTP_FOR_OP = {READ: "get", LIST: "get", CREATE: "post", UPDATE: "post", DELETE: "delete"}
+_HTTP_FOR_OP: dict[str, str] = {READ: "get", LIST: "get", CREATE: "post", UPDATE: "post", DELETE: "delete"}
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -23,7 +24,7 @@ class FieldType(StrEnum):
     RAW = "raw"  # any JSON value, untouched
 
 
-_OPENAPI_TYPES = {
+_OPENAPI_TYPES: dict[FieldType, dict[str, Any]] = {
     FieldType.STRING: {"type": "string"},
     FieldType.INT: {"type": "integer"},
     FieldType.BOOL: {"type": "boolean"},
@@ -173,7 +174,7 @@ class FieldData:
 
     __slots__ = ("_fields", "_values", "raw")
 
-    def __init__(self, fields: dict[str, Field], raw: dict[str, Any], *, open_fields: bool = False) -> None:
+    def __init__(self, fields: Mapping[str, Field], raw: dict[str, Any], *, open_fields: bool = False) -> None:
         self._fields = fields
         self.raw = raw
         values: dict[str, Any] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -26,15 +27,15 @@ class _Unrouted(Storage):
     async def delete(self, key: str) -> None:
         self._fail()
 
-    async def list(self, prefix: str) -> list[str]:
+    async def list(self, prefix: str) -> builtins.list[str]:
         self._fail()
         return []
 
-    async def scan(self, start: str, end: str, limit: int | None = None) -> list[tuple[str, bytes]]:
+    async def scan(self, start: str, end: str, limit: int | None = None) -> builtins.list[tuple[str, bytes]]:
         self._fail()
         return []
 
-    async def batch(self, ops: list[Op], expect: Sequence[Expect] = ()) -> None:
+    async def batch(self, ops: builtins.list[Op], expect: Sequence[Expect] = ()) -> None:
         self._fail()
 
 
@@ -59,20 +60,20 @@ class StorageView:
     async def delete(self, key: str) -> None:
         await self._inner.delete(self.prefix + key)
 
-    async def list(self, prefix: str = "") -> list[str]:
+    async def list(self, prefix: str = "") -> builtins.list[str]:
         return await self._inner.list(self.prefix + prefix)
 
-    async def scan(self, start: str, end: str, limit: int | None = None) -> list[tuple[str, bytes]]:
+    async def scan(self, start: str, end: str, limit: int | None = None) -> builtins.list[tuple[str, bytes]]:
         n = len(self.prefix)
         rows = await self._inner.scan(self.prefix + start, self.prefix + end, limit)
         return [(k[n:], v) for k, v in rows]
 
-    def absolute(self, ops: Iterable[Op]) -> list[Op]:
+    def absolute(self, ops: Iterable[Op]) -> builtins.list[Op]:
         """``ops`` with keys relative to this view, as ops on the storage underneath."""
         p = self.prefix
         return [Put(p + o.key, o.value) if isinstance(o, Put) else Delete(p + o.key) for o in ops]
 
-    async def batch(self, ops: list[Op], expect: Sequence[Expect] = ()) -> None:
+    async def batch(self, ops: builtins.list[Op], expect: Sequence[Expect] = ()) -> None:
         p = self.prefix
         await self._inner.batch(self.absolute(ops), [Expect(p + c.key, c.value, c.exists) for c in expect])
 

@@ -9,6 +9,7 @@ loop while cheap reads stay on it.
 from __future__ import annotations
 
 import asyncio
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ class Storage(ABC):
         """Remove ``key``; deleting a missing key is not an error."""
 
     @abstractmethod
-    async def list(self, prefix: str) -> list[str]:
+    async def list(self, prefix: str) -> builtins.list[str]:
         """Immediate children of ``prefix``, sorted, Vault style.
 
         For keys ``a/b``, ``a/c/d`` and ``a/c/e``, ``list("a/")`` answers
@@ -81,11 +82,11 @@ class Storage(ABC):
         """
 
     @abstractmethod
-    async def scan(self, start: str, end: str, limit: int | None = None) -> list[tuple[str, bytes]]:
+    async def scan(self, start: str, end: str, limit: int | None = None) -> builtins.list[tuple[str, bytes]]:
         """Entries with ``start <= key < end`` in key order, at most ``limit``."""
 
     @abstractmethod
-    async def batch(self, ops: list[Op], expect: Sequence[Expect] = ()) -> None:
+    async def batch(self, ops: builtins.list[Op], expect: Sequence[Expect] = ()) -> None:
         """Apply every put and delete in ``ops`` atomically, in order.
 
         With ``expect``, only if every condition holds at that moment (checked in the same

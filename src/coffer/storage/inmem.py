@@ -33,14 +33,14 @@ class InmemStorage(Storage):
         """Remove ``key`` if present."""
         self._data.pop(key, None)
 
-    async def list(self, prefix: str) -> list[str]:
+    async def list(self, prefix: str) -> builtins.list[str]:
         """Immediate children of ``prefix``; each folder costs one seek.
 
         Once a folder ``seg/`` is seen, the iteration restarts at
         ``prefix + seg + "0"`` instead of walking the keys inside it.
         A key equal to ``prefix`` itself is not a child and is left out.
         """
-        out: list[str] = []
+        out: builtins.list[str] = []
         start = len(prefix)
         lower = prefix
         while True:
@@ -62,7 +62,7 @@ class InmemStorage(Storage):
         """Entries with ``start <= key < end`` in key order, at most ``limit``."""
         if limit is not None and limit < 0:
             raise ValueError("scan limit must not be negative")
-        out: list[tuple[str, bytes]] = []
+        out: builtins.list[tuple[str, bytes]] = []
         if limit == 0 or start >= end:
             return out
         for key in self._data.irange(minimum=start, maximum=end, inclusive=(True, False)):
@@ -76,7 +76,7 @@ class InmemStorage(Storage):
         for cond in expect:
             if not cond.met_by(self._data.get(check_key(cond.key))):
                 raise ConditionFailed(cond.key)
-        checked: list[tuple[str, bytes | None]] = []
+        checked: builtins.list[tuple[str, bytes | None]] = []
         for op in ops:
             if isinstance(op, Put):
                 checked.append((check_key(op.key), check_value(op.value)))

@@ -17,6 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 from coffer.storage.base import (
     AFTER_SLASH,
@@ -129,10 +130,11 @@ def _apply_runs(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
         size = 1 << ((j - i).bit_length() - 1)  # the largest power of two <= the run
         run = ops[i : i + size]
         if kind is Put:
+            puts = cast(Sequence[Put], run)
             if size == 1:
-                conn.execute(_PUT, (check_key(run[0].key), check_value(run[0].value)))
+                conn.execute(_PUT, (check_key(puts[0].key), check_value(puts[0].value)))
             else:
-                conn.execute(_put_many(size), [x for op in run for x in (check_key(op.key), check_value(op.value))])
+                conn.execute(_put_many(size), [x for op in puts for x in (check_key(op.key), check_value(op.value))])
         elif kind is Delete:
             if size == 1:
                 conn.execute(_DELETE, (check_key(run[0].key),))
