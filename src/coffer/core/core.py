@@ -173,6 +173,7 @@ class Core:
     # -- background work ---------------------------------------------------
 
     def _start_background(self) -> None:
+        self.supervisor.spawn(self.tokens.finish_revocations(), "token-revocations")
         run = self.supervisor.every
         run("token-expiry", 1.0, self._expire_tokens)
         run("lease-expiry", 1.0, self.expiration.run)

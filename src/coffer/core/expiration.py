@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from coffer.core.supervisor import Supervisor
-from coffer.errors import InvalidRequest
+from coffer.core.tokens import ID as TOKEN_ENTRY
+from coffer.errors import InvalidRequest, PermissionDenied
 from coffer.framework.request import RENEW, REVOKE, Request, Response, Secret
-from coffer.storage.base import Delete, Op, Put, Storage, prefix_end
+from coffer.storage.base import ConditionFailed, Delete, Expect, Op, Put, Storage, prefix_end
 
 if TYPE_CHECKING:
     from coffer.core.router import Router
@@ -117,7 +118,11 @@ class ExpirationManager:
     # -- registration and lookup -------------------------------------------
 
     async def lease(self, req: Request, resp: Response, token_hash: str) -> Lease:
-        """Register the lease of ``resp``, which carries a secret; fills in the response's lease fields."""
+        """Register the lease of ``resp``, which carries a secret; fills in the response's lease fields.
+
+        A lease made with a token is stored only while that token lives (in the same atomic batch):
+        if it was revoked meanwhile, the secret is taken back at once and the request refused.
+        """
         secret = resp.secret
         assert secret is not None
         mount = req.mount
@@ -126,11 +131,23 @@ class ExpirationManager:
         if ttl > max_ttl:
             resp.warnings.append(f"TTL of {ttl}s exceeded the effective max_ttl of {max_ttl}s; TTL value is capped")
             ttl = max_ttl
-        lease = await self.register(
-            req.path, mount.uuid, secret.type, secret.internal, ttl=ttl, max_ttl=max_ttl,
-            renewable=secret.renewable, token_hash=token_hash, lease_id=secret.lease_id,
-            extra_ops=secret.commit_ops,
+        now = time.time()
+        lease = Lease(
+            lease_id=secret.lease_id or f"{req.path.rstrip('/')}/{uuid.uuid4()}", path=req.path,
+            mount_uuid=mount.uuid, secret_type=secret.type, internal=secret.internal, issue_time=now,
+            expire_time=now + ttl, max_expire_time=now + max_ttl, renewable=secret.renewable, ttl=ttl,
+            token_hash=token_hash, due=now + ttl,
         )
+        expect = [Expect(TOKEN_ENTRY + token_hash)] if token_hash else []
+        try:
+            await self.storage.batch(lease.index_ops() + secret.commit_ops, expect)
+        except ConditionFailed:
+            error = await self._attempt(lease)
+            if error:
+                log.error("a secret made for a token revoked meanwhile could not be taken back at once "
+                          "(%s); the engine's rollback retries", error)
+            raise PermissionDenied() from None
+        self._schedule(lease.due)
         resp.lease_id, resp.lease_duration, resp.renewable = lease.lease_id, ttl, lease.renewable
         return lease
 
@@ -146,20 +163,6 @@ class ExpirationManager:
             type=lease.secret_type, internal=lease.internal, ttl=lease.ttl, renewable=lease.renewable,
             lease_id=lease.lease_id))
         return await mount.engine.handle(req)
-
-    async def register(self, path: str, mount_uuid: str, secret_type: str, internal: dict[str, Any], *,
-                       ttl: int, max_ttl: int, renewable: bool, token_hash: str, lease_id: str = "",
-                       extra_ops: list[Op] | None = None) -> Lease:
-        """Record a new lease (and ``extra_ops``, in the same atomic batch)."""
-        now = time.time()
-        lease = Lease(
-            lease_id=lease_id or f"{path.rstrip('/')}/{uuid.uuid4()}", path=path, mount_uuid=mount_uuid,
-            secret_type=secret_type, internal=internal, issue_time=now, expire_time=now + ttl,
-            max_expire_time=now + max_ttl, renewable=renewable, ttl=ttl, token_hash=token_hash, due=now + ttl,
-        )
-        await self.storage.batch(lease.index_ops() + (extra_ops or []))
-        self._schedule(lease.due)
-        return lease
 
     async def get(self, lease_id: str) -> Lease | None:
         if not lease_id or "//" in lease_id:
@@ -343,14 +346,15 @@ class ExpirationManager:
 
     async def revoke_for_token(self, token_hash: str) -> PrefixResult:
         result = PrefixResult()
-        start, end = f"{TOKEN}{token_hash}/", prefix_end(f"{TOKEN}{token_hash}/")
+        prefix = f"{TOKEN}{token_hash}/"
+        start, end = prefix, prefix_end(prefix)
         while True:
             rows = await self.storage.scan(start, end, BATCH)
             if not rows:
                 return result
             leases = []
             for key, _ in rows:
-                lease = await self.get(key[len(start):])
+                lease = await self.get(key[len(prefix):])
                 if lease is None:
                     await self.storage.delete(key)
                 else:

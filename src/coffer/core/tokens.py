@@ -10,6 +10,14 @@ Storage layout (inside the barrier):
   sys/token/accessor/<accessor>        -> hash
   sys/token/parent/<parent hash>/<hash>
   sys/token/expiry/<ms, 15 digits>/<hash>   time-ordered, for the sweeper
+  sys/token/revoking/<hash>            the entry of a token being revoked (its id entry is gone)
+
+Revocation first moves a token's entry from ``id/`` to ``revoking/`` (one
+batch), so it stops working at once, and every write that would attach
+something to it — a child token, a lease, a renewal — fails its storage
+condition from then on. Only then are its children found and revoked the
+same way, and its leases and cubbyhole taken back; the ``revoking/`` entry
+goes last. A revocation cut short by a crash is finished after the next unseal.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import orjson
 
 from coffer.errors import InvalidRequest, PermissionDenied
 from coffer.framework.request import TokenInfo
-from coffer.storage.base import Delete, Put, Storage
+from coffer.storage.base import ConditionFailed, Delete, Expect, Put, Storage, prefix_end
 
 _ALPHABET = string.ascii_letters + string.digits
 SALT = "sys/token/salt"
@@ -37,6 +45,7 @@ ID = "sys/token/id/"
 ACCESSOR = "sys/token/accessor/"
 PARENT = "sys/token/parent/"
 EXPIRY = "sys/token/expiry/"
+REVOKING = "sys/token/revoking/"
 #: Token entries kept decrypted in memory (the cache is emptied when full).
 CACHE_SIZE = 10_000
 
@@ -186,18 +195,25 @@ class TokenStore:
         return entry
 
     async def _write(self, entry: TokenEntry, *, old_expire: float = 0.0, new: bool = False) -> None:
+        """Store ``entry``: a new token only while its parent lives, a change only while the token does."""
         ops: list[Put | Delete] = [Put(ID + entry.hash, orjson.dumps(asdict(entry)))]
+        expect = [Expect(ID + entry.hash, exists=not new)]
         if new:
             ops.append(Put(ACCESSOR + entry.accessor, entry.hash.encode()))
             if entry.parent:
                 ops.append(Put(f"{PARENT}{entry.parent}/{entry.hash}", b""))
+                expect.append(Expect(ID + entry.parent))
         if old_expire and old_expire != entry.expire_time:
             ops.append(Delete(expiry_key(old_expire, entry.hash)))
         if entry.expire_time and entry.expire_time != old_expire:
             ops.append(Put(expiry_key(entry.expire_time, entry.hash), b""))
         self._forget(entry.hash)
         try:
-            await self.storage.batch(ops)
+            await self.storage.batch(ops, expect)
+        except ConditionFailed as exc:
+            if exc.key == ID + entry.hash and new:
+                raise InvalidRequest("a token with that id already exists; choose another id") from None
+            raise PermissionDenied() from None  # the token (or the parent) was revoked meanwhile
         finally:
             self._forget(entry.hash)
 
@@ -219,8 +235,6 @@ class TokenStore:
     ) -> tuple[str, TokenEntry]:
         token_id = token_id or new_token()
         token_hash = self.hash(token_id)
-        if await self.storage.get(ID + token_hash) is not None:
-            raise InvalidRequest("a token with that id already exists; choose another id")
         now = time.time()
         if period:
             ttl = period
@@ -295,47 +309,69 @@ class TokenStore:
         return [k for k in await self.storage.list(f"{PARENT}{token_hash}/") if not k.endswith("/")]
 
     async def revoke_tree(self, entry: TokenEntry) -> int:
-        """Revoke ``entry`` and every descendant, deepest first; answers how many."""
-        count = 0
-        stack: list[tuple[TokenEntry, bool]] = [(entry, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if not expanded:
-                stack.append((node, True))
-                for child_hash in await self.children(node.hash):
-                    child = await self._load(child_hash)
-                    if child is not None:
-                        stack.append((child, False))
-                    else:
-                        await self.storage.delete(f"{PARENT}{node.hash}/{child_hash}")
-                continue
-            await self._remove(node)
-            count += 1
-        return count
+        """Revoke ``entry`` and every descendant; answers how many."""
+        await self._tombstone(entry)
+        return await self._finish(entry)
 
     async def revoke_orphan(self, entry: TokenEntry) -> None:
         """Revoke only ``entry``; its children become orphans."""
+        await self._tombstone(entry)
         for child_hash in await self.children(entry.hash):
             child = await self._load(child_hash)
             if child is not None:
                 child.parent, child.orphan = "", True
-                await self._write(child, old_expire=child.expire_time)
+                try:
+                    await self._write(child, old_expire=child.expire_time)
+                except PermissionDenied:
+                    pass  # revoked meanwhile
             await self.storage.delete(f"{PARENT}{entry.hash}/{child_hash}")
-        await self._remove(entry)
+        await self._finish(entry, with_children=False)
 
-    async def _remove(self, entry: TokenEntry) -> None:
-        for hook in self.revoke_hooks:
-            await hook(entry)
-        ops: list[Put | Delete] = [Delete(ID + entry.hash), Delete(ACCESSOR + entry.accessor)]
-        if entry.parent:
-            ops.append(Delete(f"{PARENT}{entry.parent}/{entry.hash}"))
-        if entry.expire_time:
-            ops.append(Delete(expiry_key(entry.expire_time, entry.hash)))
+    async def _tombstone(self, entry: TokenEntry) -> None:
+        """Stop ``entry`` working, atomically: its entry moves to ``revoking/``."""
         self._forget(entry.hash)
         try:
-            await self.storage.batch(ops)
+            await self.storage.batch([Delete(ID + entry.hash), Put(REVOKING + entry.hash, orjson.dumps(asdict(entry)))])
         finally:
             self._forget(entry.hash)
+
+    async def _finish(self, root: TokenEntry, *, with_children: bool = True) -> int:
+        """Revoke what hangs off a tombstoned token: its descendants (tombstoned first), then, deepest
+        first, each one's leases and cubbyhole (the revoke hooks) and index entries."""
+        order = [root]
+        pending = [root] if with_children else []
+        while pending:
+            node = pending.pop()
+            for child_hash in await self.children(node.hash):
+                child = await self._load(child_hash)
+                if child is not None:
+                    await self._tombstone(child)
+                else:  # tombstoned already (a revocation being finished), or gone
+                    raw = await self.storage.get(REVOKING + child_hash)
+                    if raw is None:
+                        await self.storage.delete(f"{PARENT}{node.hash}/{child_hash}")
+                        continue
+                    child = TokenEntry(**orjson.loads(raw))
+                order.append(child)
+                pending.append(child)
+        for node in reversed(order):
+            for hook in self.revoke_hooks:
+                await hook(node)
+            ops: list[Put | Delete] = [Delete(REVOKING + node.hash), Delete(ACCESSOR + node.accessor)]
+            if node.parent:
+                ops.append(Delete(f"{PARENT}{node.parent}/{node.hash}"))
+            if node.expire_time:
+                ops.append(Delete(expiry_key(node.expire_time, node.hash)))
+            await self.storage.batch(ops)
+        return len(order)
+
+    async def finish_revocations(self) -> int:
+        """Finish the revocations a crash cut short (at unseal, before anything else runs)."""
+        count = 0
+        while rows := await self.storage.scan(REVOKING, prefix_end(REVOKING), 100):
+            for _, raw in rows:
+                count += await self._finish(TokenEntry(**orjson.loads(raw)))
+        return count
 
     async def accessors(self) -> list[str]:
         return await self.storage.list(ACCESSOR)
