@@ -24,7 +24,7 @@ def _busy(server: CofferProcess, parent: str, stop: threading.Event, children: l
             r = session.get(server.url("things/creds/race"), headers={"X-Vault-Token": parent},
                             params={"ttl": "1h"}, timeout=30)
             if r.status_code == 200:
-                leases.append(r.json()["lease_id"])
+                leases.append((r.json()["lease_id"], r.json()["data"]["value"]))
 
 
 def test_nothing_made_by_a_token_survives_its_revocation(lease_server):
@@ -36,7 +36,7 @@ def test_nothing_made_by_a_token_survives_its_revocation(lease_server):
                             json={"policies": ["things"], "ttl": "1h"}).json()["auth"]["client_token"]
     stop = threading.Event()
     children: list[str] = []
-    leases: list[str] = []
+    leases: list[tuple[str, str]] = []
     threads = [threading.Thread(target=_busy, args=(server, parent, stop, children, leases)) for _ in range(8)]
     for t in threads:
         t.start()
@@ -49,10 +49,13 @@ def test_nothing_made_by_a_token_survives_its_revocation(lease_server):
     assert children and leases, "the load made children and leases before the revoke"
     for token in [parent, *children]:
         assert server.request("GET", "auth/token/lookup-self", token=token).status_code == 403, token
-    for lease_id in leases:
+    for lease_id, _ in leases:
         assert server.request("PUT", "sys/leases/lookup", token=root, json={"lease_id": lease_id}).status_code == 400
+    # every secret handed out was revoked once; a few more were made while the revoke ran, refused (403)
+    # and taken back at once
     revocations = server.request("GET", "things/revocations/race", token=root).json()["data"]
-    assert sum(revocations.values()) == len(leases) == len(revocations)
+    assert all(revocations.get(value) == 1 for _, value in leases)
+    assert set(revocations.values()) == {1}
     # nothing under the revoked token is left in the lease store
     assert server.request("GET", "sys/leases/count", token=root, params={"prefix": "things/"}).json()["data"] == {
         "lease_count": 0}

@@ -43,6 +43,23 @@ class Pipeline:
                 self.audit.log_response(req, None, error="; ".join(exc.messages))
             raise
 
+    async def admit(self, req: Request) -> None:
+        """Refuse, before its body is read, a request that would be refused whatever its body: the server is
+        sealed, or the path needs a token and ``req`` has no valid one. Routes nothing; audited like any refusal."""
+        try:
+            if self.sealed():
+                self._route(req)  # raises Sealed unless the path is served while sealed
+                return
+            mount = self.router.match(req.path)
+            if mount is None or mount.engine.special_paths.is_unauthenticated(req.path[len(mount.route):]):
+                return
+            if await self.tokens.lookup(req.client_token) is None:
+                raise PermissionDenied()
+        except CofferError as exc:
+            if self.audit.enabled and not self.sealed():
+                self.audit.log_response(req, None, error="; ".join(exc.messages))
+            raise
+
     def _route(self, req: Request) -> Engine:
         """Point ``req`` at the mount that serves it; answers that mount's engine."""
         if self.sealed():

@@ -14,12 +14,12 @@ from urllib.parse import parse_qsl
 import orjson
 
 from coffer.core.core import Core
-from coffer.errors import CofferError, InvalidRequest, PayloadTooLarge, UnsupportedOperation
+from coffer.errors import CofferError, InvalidRequest, UnsupportedOperation
 from coffer.framework.request import DELETE, HELP, LIST, READ, UPDATE, Request, Response
+from coffer.http.body import BodyLimits, BodyReader
 
 log = logging.getLogger("coffer.http")
 
-MAX_BODY = 32 * 1024 * 1024
 _TRUE = {"true", "1", "t", "yes"}
 _JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _EMPTY_HEADERS = [(b"cache-control", b"no-store")]
@@ -66,20 +66,13 @@ def _operation(method: str, query: dict[str, str]) -> str:
     raise UnsupportedOperation(f"method {method} is not supported; use GET, LIST, PUT, POST or DELETE")
 
 
-def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
-    stripped = body.lstrip()
-    if not stripped:
-        return {}
-    # curl -d sends JSON labelled as a form; a body that opens like JSON is JSON.
-    if content_type.startswith("application/x-www-form-urlencoded") and stripped[:1] not in (b"{", b"["):
-        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"failed to parse JSON input: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("the request body must be a JSON object")
-    return {k: v for k, v in data.items() if v is not None}
+def _content_length(headers: dict[str, str]) -> int | None:
+    length = headers.get("content-length")
+    if length is None:
+        return None
+    if not length.strip().isdigit():
+        raise InvalidRequest(f"invalid Content-Length header {length[:40]!r}")
+    return int(length)
 
 
 def envelope(req: Request, resp: Response) -> dict[str, Any]:
@@ -103,8 +96,9 @@ def envelope(req: Request, resp: Response) -> dict[str, Any]:
 class App:
     """The ASGI callable. One per server; it holds the core."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, limits: BodyLimits | None = None) -> None:
         self.core = core
+        self.bodies = BodyReader(limits or BodyLimits())
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -142,17 +136,9 @@ class App:
             if not raw_path.startswith("/v1/"):
                 return 404, {"errors": ["not found: the API lives under /v1/"]}
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            # HTTP/1.x framing: without Content-Length or Transfer-Encoding a request has no
-            # body, so there is nothing to receive (saves a round trip through the server).
-            has_body = ("content-length" in headers or "transfer-encoding" in headers
-                        or scope.get("http_version") not in ("1.1", "1.0"))
-            body = await self._read_body(receive, headers) if has_body else b""
             raw_query = scope.get("query_string", b"")
             query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if raw_query else {}
             operation = _operation(method, query)
-            data = _parse_body(body, headers.get("content-type", "")) if method in _WRITE_METHODS else {}
-            if operation == READ or operation == LIST:
-                data.update({k: v for k, v in query.items() if k not in ("list", "help")})
             token = headers.get("x-vault-token")
             if not token:
                 auth = headers.get("authorization", "")
@@ -164,12 +150,24 @@ class App:
             req = Request(
                 operation=operation,
                 path=path,
-                data=data,
                 client_token=token,
                 remote_addr=client[0] if client else "",
                 request_id=new_request_id(),
                 headers=headers,
             )
+            # HTTP/1.x framing: without Content-Length or Transfer-Encoding a request has no
+            # body, so there is nothing to receive (saves a round trip through the server).
+            if ("content-length" in headers or "transfer-encoding" in headers
+                    or scope.get("http_version") not in ("1.1", "1.0")):
+                # A request that would be refused anyway (sealed, no valid token) is refused
+                # before its body is buffered.
+                await self.core.pipeline.admit(req)
+                body = await self.bodies.read(receive, _content_length(headers))
+                if method in _WRITE_METHODS:
+                    req.data = self.bodies.parse(body, headers.get("content-type", ""))
+                del body
+            if operation == READ or operation == LIST:
+                req.data.update({k: v for k, v in query.items() if k not in ("list", "help")})
             resp = await self.core.handle(req)
         except CofferError as exc:
             return exc.status, {"errors": exc.messages}
@@ -178,24 +176,6 @@ class App:
             log.exception("internal error serving %s %s (request %s)", method, scope.get("path"), request_id)
             return 500, {"errors": [f"internal error; the server log has details (request id {request_id})"]}
         return self._render(req, resp)
-
-    async def _read_body(self, receive: Any, headers: dict[str, str]) -> bytes:
-        length = headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY:
-            raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes")
-                chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        return b"".join(chunks)
 
     def _render(self, req: Request, resp: Response | None) -> tuple[int, Any]:
         if resp is None:

@@ -1,0 +1,166 @@
+"""Request bodies: read within limits (size, time, a server-wide budget), parsed into request data.
+
+A body is never processed unless it arrived whole: one cut short of its
+Content-Length, or by a disconnect, is refused. JSON is refused when it nests
+deeper than the responses can be written back, or carries integers beyond 64
+bits (which would otherwise silently become floats).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from coffer.errors import CofferError, InvalidRequest, PayloadTooLarge
+
+#: Vault's listener defaults.
+MAX_REQUEST_SIZE = 32 * 1024 * 1024
+READ_TIMEOUT = 30.0
+#: orjson writes at most 254 levels; responses, audit entries and wrapped responses add a few.
+MAX_JSON_DEPTH = 200
+_INT64 = 2**63
+
+
+class RequestTimeout(CofferError):
+    status = 408
+    default_message = "the request body did not arrive in time"
+
+
+class Busy(CofferError):
+    status = 503
+    default_message = "the server is busy"
+
+
+class ClientGone(InvalidRequest):
+    """The client disconnected before its body was complete."""
+
+
+@dataclass
+class BodyLimits:
+    max_request_size: int = MAX_REQUEST_SIZE
+    read_timeout: float = READ_TIMEOUT
+    max_json_depth: int = MAX_JSON_DEPTH
+
+    @property
+    def budget(self) -> int:
+        """Bytes of bodies the whole server buffers at once."""
+        return max(4 * self.max_request_size, 64 * 1024 * 1024)
+
+
+class BodyReader:
+    """Reads bodies under ``limits``, keeping the server-wide count of bytes in flight."""
+
+    def __init__(self, limits: BodyLimits) -> None:
+        self.limits = limits
+        self.in_flight = 0
+
+    def _reserve(self, size: int) -> None:
+        if self.in_flight + size > self.limits.budget:
+            raise Busy("the server is buffering too many large request bodies at once; retry shortly")
+        self.in_flight += size
+
+    async def read(self, receive: Any, length: int | None) -> bytearray:
+        """The whole body (``length`` from Content-Length, None when chunked)."""
+        limit = self.limits.max_request_size
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes (the listener's max_request_size)")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.read_timeout
+        body = bytearray()
+        self._reserve(length or 0)
+        reserved = length or 0
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(receive(), timeout=max(deadline - loop.time(), 0.0))
+                except TimeoutError:
+                    raise RequestTimeout(f"the request body did not arrive within {self.limits.read_timeout:g}s "
+                                         "(the listener's http_read_timeout)") from None
+                if message["type"] == "http.disconnect":
+                    raise ClientGone("the client disconnected before the request body was complete")
+                chunk = message.get("body", b"")
+                if chunk:
+                    if len(body) + len(chunk) > limit:
+                        raise PayloadTooLarge(f"request body is larger than {limit} bytes "
+                                              "(the listener's max_request_size)")
+                    if len(body) + len(chunk) > reserved:
+                        grow = len(body) + len(chunk) - reserved
+                        self._reserve(grow)
+                        reserved += grow
+                    body += chunk
+                if not message.get("more_body"):
+                    break
+        finally:
+            self.in_flight -= reserved
+        if length is not None and len(body) != length:
+            raise InvalidRequest(f"the request body has {len(body)} bytes but Content-Length says {length}")
+        return body
+
+    def parse(self, body: bytes | bytearray, content_type: str) -> dict[str, Any]:
+        """Request data from a JSON object (or a form) body."""
+        stripped = body.lstrip()
+        if not stripped:
+            return {}
+        # curl -d sends JSON labelled as a form; a body that opens like JSON is JSON.
+        if content_type.startswith("application/x-www-form-urlencoded") and stripped[:1] not in (b"{", b"["):
+            return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            if "infinity" in str(exc):  # an integer too large even for a double
+                _refuse_big_integers(body)
+            raise InvalidRequest(f"failed to parse JSON input: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidRequest("the request body must be a JSON object")
+        if _check(data, self.limits.max_json_depth):
+            _refuse_big_integers(body)
+        return {k: v for k, v in data.items() if v is not None}
+
+
+def _check(value: Any, max_depth: int) -> bool:
+    """Refuse nesting deeper than ``max_depth``; answers whether a float could be an integer over 64 bits."""
+    suspicious = False
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            if isinstance(item, float) and abs(item) >= _INT64 and item.is_integer():
+                suspicious = True
+            continue
+        if depth > max_depth:
+            raise InvalidRequest(f"the JSON body nests deeper than {max_depth} levels")
+        stack.extend((child, depth + 1) for child in children)
+    return suspicious
+
+
+class _BigInt(str):
+    """An integer literal beyond 64 bits, as the standard parser met it."""
+
+
+def _refuse_big_integers(body: bytes | bytearray) -> None:
+    """orjson reads an integer beyond 64 bits as a float; the standard parser tells which it was, and where."""
+
+    def integer(text: str) -> int | _BigInt:
+        number = int(text)
+        return number if -_INT64 <= number < _INT64 else _BigInt(text)
+
+    stack: list[tuple[str, Any]] = [("", json.loads(bytes(body), parse_int=integer))]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, _BigInt):
+            shown = value if len(value) <= 40 else value[:40] + "..."
+            raise InvalidRequest(f'invalid value for field "{where}": the integer {shown} is beyond 64 bits; '
+                                 "send it as a string")
+        if isinstance(value, dict):
+            stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
