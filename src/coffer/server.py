@@ -13,6 +13,7 @@ from typing import Any
 
 from coffer.config import ServerConfig
 from coffer.core.core import Core
+from coffer.core.seal import SealConfigDamaged
 from coffer.engines import builtin_auth_methods, builtin_engines, load_plugins
 from coffer.http.app import App
 from coffer.storage import open_storage
@@ -52,7 +53,11 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
     storage = open_storage(config.storage.type, config.storage.options)
     core = Core(storage, default_lease_ttl=config.default_lease_ttl, max_lease_ttl=config.max_lease_ttl,
                 storage_type=config.storage.type, engines=engines, auth_methods=auth_methods)
-    await core.load_seal_config()
+    try:
+        await core.load_seal_config()
+    except SealConfigDamaged as exc:
+        await storage.close()
+        raise ValueError(str(exc)) from None
     tls = not listener.tls_disable
     server = Server(
         App(core),

@@ -6,10 +6,9 @@ import asyncio
 import struct
 
 import pytest
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from coffer.core.barrier import KEYRING_PATH, Barrier
+from coffer.core.barrier import KEYRING_PATH, Barrier, StorageDamaged
 from coffer.errors import InvalidRequest, Sealed
 from coffer.storage.inmem import InmemStorage
 
@@ -81,7 +80,7 @@ def test_value_copied_to_another_path_does_not_decrypt(barrier, physical):
     run(barrier.put("logical/one/secret", PLAINTEXT))
     blob = run(physical.get("logical/one/secret"))
     run(physical.put("logical/two/secret", blob))
-    with pytest.raises(InvalidTag):
+    with pytest.raises(StorageDamaged):  # the AES-GCM tag does not verify (InvalidTag), reported as damage
         run(barrier.get("logical/two/secret"))
     # the original is untouched
     assert run(barrier.get("logical/one/secret")) == PLAINTEXT
@@ -92,8 +91,19 @@ def test_tampered_value_does_not_decrypt(barrier, physical):
     blob = bytearray(run(physical.get("k")))
     blob[-1] ^= 0x01
     run(physical.put("k", bytes(blob)))
-    with pytest.raises(InvalidTag):
+    with pytest.raises(StorageDamaged, match="failed to decrypt"):
         run(barrier.get("k"))
+    assert barrier.decrypt_failures == 1
+
+
+def test_decryption_failures_are_logged_without_the_key(barrier, physical, caplog):
+    run(barrier.put("sys/token/id/0123456789abcdef", PLAINTEXT))
+    blob = bytearray(run(physical.get("sys/token/id/0123456789abcdef")))
+    blob[20] ^= 0xFF
+    run(physical.put("sys/token/id/0123456789abcdef", bytes(blob)))
+    with pytest.raises(StorageDamaged):
+        run(barrier.get("sys/token/id/0123456789abcdef"))
+    assert "under sys/token/id/ failed to decrypt" in caplog.text and "0123456789abcdef" not in caplog.text
 
 
 def test_unseal_with_the_right_key(barrier, root_key):

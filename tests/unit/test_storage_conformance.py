@@ -455,3 +455,21 @@ def test_conditions_see_the_batches_committed_before(storage: Storage) -> None:
         assert [await storage.get(k) for k in ("a", "b", "c")] == [b"1", None, b"3"]
 
     run(scenario())
+
+
+def test_sqlite_files_are_private(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    folder = tmp_path / "new-folder"
+    db = SqliteStorage(str(folder / "coffer.db"))
+    run(db.put("k", b"v"))
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for name in ("coffer.db", "coffer.db-wal", "coffer.db-shm"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+    run(db.close())
+    # an existing world-readable database is made private when opened
+    os.chmod(folder / "coffer.db", 0o644)
+    db = SqliteStorage(str(folder / "coffer.db"))
+    assert stat.S_IMODE((folder / "coffer.db").stat().st_mode) == 0o600
+    run(db.close())

@@ -10,6 +10,7 @@ does not decrypt. Rotation adds a term; old terms stay readable.
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import struct
 import time
@@ -20,8 +21,10 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from coffer.errors import InvalidRequest, Sealed
+from coffer.errors import CofferError, InvalidRequest, Sealed
 from coffer.storage.base import ConditionFailed, Delete, Expect, Op, Put, Storage
+
+log = logging.getLogger("coffer.barrier")
 
 KEYRING_PATH = "core/keyring"
 _VERSION = 1
@@ -36,6 +39,13 @@ class Term:
     install_time: float
 
 
+class StorageDamaged(CofferError):
+    """A value in storage does not decrypt: it was damaged or changed outside coffer."""
+
+    status = 500
+    default_message = "a stored value failed to decrypt"
+
+
 def _seal_blob(aead: AESGCM, term: int, path: str, plaintext: bytes) -> bytes:
     nonce = os.urandom(_NONCE)
     return _HEADER.pack(_VERSION, term) + nonce + aead.encrypt(nonce, plaintext, path.encode())
@@ -46,6 +56,8 @@ class Barrier(Storage):
 
     def __init__(self, physical: Storage) -> None:
         self.physical = physical
+        #: Values that failed to decrypt since start (each one is logged).
+        self.decrypt_failures = 0
         self._terms: dict[int, AESGCM] = {}
         self._keyring: builtins.list[Term] = []
         self._active = 0
@@ -122,11 +134,22 @@ class Barrier(Storage):
 
     def decrypt(self, path: str, blob: bytes) -> bytes:
         self._check()
-        version, term = _HEADER.unpack_from(blob)
-        aead = self._terms.get(term)
-        if version != _VERSION or aead is None:
-            raise ValueError(f"value at {path!r} uses an unknown barrier version or key term {term}")
-        return aead.decrypt(blob[_HEADER.size : _HEADER.size + _NONCE], blob[_HEADER.size + _NONCE :], path.encode())
+        try:
+            version, term = _HEADER.unpack_from(blob)
+            aead = self._terms.get(term)
+            if version != _VERSION or aead is None:
+                raise ValueError(f"unknown barrier version {version} or key term {term}")
+            return aead.decrypt(blob[_HEADER.size : _HEADER.size + _NONCE], blob[_HEADER.size + _NONCE :],
+                                path.encode())
+        except (InvalidTag, ValueError, struct.error) as exc:
+            self.decrypt_failures += 1
+            # The folder, not the whole key: keys name tokens' hashes and lease ids.
+            where = "/".join(path.split("/")[:3])
+            log.error("a stored value under %s/ failed to decrypt (%s): the storage is damaged or was changed "
+                      "outside coffer; restore it from a backup", where, type(exc).__name__ if isinstance(
+                          exc, InvalidTag) else exc)
+            raise StorageDamaged("a stored value failed to decrypt (damaged storage); the server log has "
+                                 "details") from None
 
     # -- the Storage interface, encrypted ---------------------------------
 

@@ -15,15 +15,17 @@ from dataclasses import asdict, dataclass
 import orjson
 
 from coffer.core import shamir
-from coffer.errors import InvalidRequest
+from coffer.errors import CofferError, InvalidRequest
 from coffer.storage.base import Put, Storage
 
 SEAL_CONFIG_PATH = "core/seal-config"
 ROOT_KEY_SIZE = 32
 
 
-class SealConfigDamaged(Exception):
+class SealConfigDamaged(CofferError):
     """The stored seal configuration cannot be read: an operator must restore it."""
+
+    status = 500
 
 
 @dataclass(slots=True)

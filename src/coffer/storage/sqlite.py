@@ -153,20 +153,37 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+def _create_private(path: str) -> None:
+    """Make the database file (and a missing parent folder) readable by this user only, before SQLite opens it.
+
+    Values are encrypted, but keys show every secret path, lease id and token accessor. SQLite creates
+    the -wal and -shm files with the database file's permissions.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):  # left by an older version or another tool
+        if os.path.exists(path + suffix):
+            os.chmod(path + suffix, 0o600)
+
+
 class SqliteStorage(Storage):
     """Keys and values in one table of one SQLite file.
 
     ``path`` must name a file: ``":memory:"`` and ``""`` are refused, since
     the reader and writer connections would each get a private database.
-    The parent directory is created when missing.
+    The parent directory is created (0700) when missing; the files are private (0600).
     """
 
     def __init__(self, path: str) -> None:
         if path in ("", ":memory:"):
             raise ValueError(f"SqliteStorage needs a file path, not {path!r}")
         self.path = path
-        parent = os.path.dirname(os.path.abspath(path))
-        os.makedirs(parent, exist_ok=True)
+        _create_private(path)
         conns: list[sqlite3.Connection] = []
         try:
             writer = _connect(path)
