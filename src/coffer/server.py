@@ -8,17 +8,21 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from coffer.config import ServerConfig
 from coffer.core.core import Core
+from coffer.core.expiration import PrefixResult
 from coffer.core.seal import SealConfigDamaged
 from coffer.engines import builtin_auth_methods, builtin_engines, load_plugins
 from coffer.http.app import App
 from coffer.storage import open_storage
 
 log = logging.getLogger("coffer.server")
+#: How long an in-memory server spends revoking its leases when it stops (-dev-revoke-timeout).
+DEV_REVOKE_TIMEOUT = 30.0
 TOKEN_FILE = Path("~/.coffer-token")
 
 
@@ -38,7 +42,8 @@ def _split_address(address: str) -> tuple[str, int]:
 
 
 async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: str | None = None,
-                announce=print) -> None:
+                dev_revoke_timeout: float = DEV_REVOKE_TIMEOUT, dev_leave_leases: bool = False,
+                announce: Callable[[str], object] = print) -> None:
     from granian.constants import Interfaces, SSLProtocols
     from granian.server.embed import Server
 
@@ -85,7 +90,36 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
     try:
         await server.serve()
     finally:
+        if config.storage.type == "inmem" and not core.sealed:
+            await drain_leases(core, 0 if dev_leave_leases else dev_revoke_timeout, announce)
         await core.shutdown()
+
+
+async def drain_leases(core: Core, timeout: float, announce: Callable[[str], object]) -> None:
+    """Before an in-memory server stops: revoke its leases (for at most ``timeout`` seconds), then name
+    what is left, since those leases (and the IAM users behind them) are forgotten with the process."""
+    total = await core.expiration.count()
+    if total and timeout > 0:
+        log.info("revoking %d lease(s) before this in-memory server stops (at most %gs)", total, timeout)
+
+        def progress(result: PrefixResult) -> None:
+            log.info("revoked %d of %d lease(s)", result.revoked, total)
+
+        try:
+            await asyncio.wait_for(core.expiration.revoke_prefix("", progress), timeout)
+        except TimeoutError:
+            log.warning("gave up revoking leases after %gs", timeout)
+    left = await core.expiration.leases(limit=10_000)
+    if not left:
+        if total:
+            announce(f"Revoked all {total} lease(s) before stopping.")
+        return
+    lines = [f"{len(left)} lease(s) were not revoked and are forgotten with this in-memory server; "
+             "clean up by hand what they stand for:"]
+    for lease in left:
+        user = lease.internal.get("username")
+        lines.append(f"  {lease.lease_id}" + (f"  (IAM user {user})" if user else ""))
+    announce("\n".join(lines))
 
 
 def _check_free(host: str, port: int) -> None:

@@ -229,14 +229,14 @@ def test_failed_undo_keeps_the_wal_entry_and_a_restart_rolls_it_back(coffer, mot
 # --------------------------------------------------------------------------- 3. AWS errors during revoke
 
 
-def test_throttled_revoke_answers_400_and_retries_in_the_background(coffer, moto, fault_proxy):
+def test_throttled_revoke_answers_502_and_retries_in_the_background(coffer, moto, fault_proxy):
     role = unique()
     put_role(coffer, role, policy_document=json.dumps(ROLE_POLICY))
     creds = issue_ok(coffer, role)
     user = owner(moto, creds["data"]["access_key"], coffer_users(moto, role))
     fault_proxy.fail("DeleteUser", "throttle", times=2)
     r = coffer.request("PUT", "sys/leases/revoke", token=coffer.root_token, json={"lease_id": creds["lease_id"]})
-    assert r.status_code == 400, r.text
+    assert r.status_code == 502, r.text  # AWS's trouble, not a bad request (issue 11)
     assert "retries in the background" in errors_of(r) and "Rate exceeded" in errors_of(r)
     assert lookup(coffer, creds["lease_id"]).status_code == 200
     assert moto.user_exists(user)
@@ -482,3 +482,18 @@ def test_without_wait_no_check_is_made(coffer, fault_proxy):
     r = coffer.request("POST", f"aws/roles/{unique()}", token=coffer.root_token, json={
         "credential_type": "iam_user", "policy_document": json.dumps(ROLE_POLICY), "wait_for_usable_key": "1h"})
     assert r.status_code == 400 and "wait_for_usable_key" in r.json()["errors"][0]
+
+
+def test_revoke_during_an_aws_outage_answers_502_and_keeps_the_lease(coffer, moto, fault_proxy):
+    role = unique()
+    put_role(coffer, role, policy_document=json.dumps(ROLE_POLICY))
+    creds = issue_ok(coffer, role)
+    user = owner(moto, creds["data"]["access_key"], coffer_users(moto, role))
+    fault_proxy.fail("ListAccessKeys", "error500", times=None)
+    r = coffer.request("PUT", "sys/leases/revoke", token=coffer.root_token, json={"lease_id": creds["lease_id"]})
+    assert r.status_code == 502, r.text
+    assert "retries in the background" in errors_of(r)
+    assert lookup(coffer, creds["lease_id"]).status_code == 200 and moto.user_exists(user)
+    fault_proxy.clear()
+    wait_until(lambda: lookup(coffer, creds["lease_id"]).status_code != 200, "the retries revoked the lease")
+    assert not moto.user_exists(user)

@@ -16,9 +16,13 @@ from coffer.cli.common import flag
 @flag("dev-listen-address", default="127.0.0.1:8200", show_default=True, envvar="COFFER_DEV_LISTEN_ADDRESS",
       help="Address a dev server listens on.")
 @flag("dev-plugin-dir", type=click.Path(file_okay=False), help="Load engines from this folder in dev mode.")
+@flag("dev-revoke-timeout", type=float, default=30.0, show_default=True,
+      help="When an in-memory server stops, revoke its leases for at most this many seconds.")
+@flag("dev-leave-leases", is_flag=True, help="When an in-memory server stops, do not revoke its leases.")
 @flag("log-level", help="Log level: debug, info, warn, error.")
 def server(dev: bool, config: str | None, dev_root_token_id: str | None, dev_listen_address: str,
-           dev_plugin_dir: str | None, log_level: str | None) -> None:
+           dev_plugin_dir: str | None, dev_revoke_timeout: float, dev_leave_leases: bool,
+           log_level: str | None) -> None:
     """Start a coffer server.
 
     \b
@@ -45,7 +49,8 @@ def server(dev: bool, config: str | None, dev_root_token_id: str | None, dev_lis
     if log_level:
         cfg.log_level = log_level
     try:
-        run(cfg, dev=dev, dev_root_token_id=dev_root_token_id, announce=click.echo)
+        run(cfg, dev=dev, dev_root_token_id=dev_root_token_id, dev_revoke_timeout=dev_revoke_timeout,
+            dev_leave_leases=dev_leave_leases, announce=click.echo)
     except (OSError, ValueError) as exc:
         click.echo(f"Error starting the server: {exc}", err=True)
         sys.exit(1)

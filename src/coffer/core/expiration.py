@@ -28,7 +28,7 @@ import orjson
 
 from coffer.core.supervisor import Supervisor
 from coffer.core.tokens import ID as TOKEN_ENTRY
-from coffer.errors import InvalidRequest, PermissionDenied
+from coffer.errors import CofferError, InvalidRequest, PermissionDenied
 from coffer.framework.request import RENEW, REVOKE, Request, Response, Secret
 from coffer.storage.base import ConditionFailed, Delete, Expect, Op, Put, Storage, prefix_end
 
@@ -42,8 +42,9 @@ DUE = "sys/expire/due/"
 TOKEN = "sys/expire/token/"
 IRREVOCABLE = "sys/expire/irrevocable/"
 
-#: Attempts before a lease is listed as irrevocable (then retried hourly).
-MAX_ATTEMPTS = 6
+#: How long a failing revocation is retried (backoff capped at 5 minutes) before the lease is listed
+#: as irrevocable; irrevocable leases are still retried hourly until revoked or forced.
+RETRY_WINDOW = 24 * 3600.0
 IRREVOCABLE_RETRY = 3600.0
 BATCH = 500
 CONCURRENCY = 32
@@ -74,6 +75,7 @@ class Lease:
     last_renewal: float = 0.0
     due: float = 0.0  # the moment its due key points at
     attempts: int = 0
+    first_failure: float = 0.0
     last_error: str = ""
     last_attempt: float = 0.0
     irrevocable: bool = False
@@ -100,14 +102,18 @@ class Lease:
 @dataclass(slots=True)
 class PrefixResult:
     revoked: int = 0
+    #: lease id -> what went wrong (and the error itself, when this process saw it)
     failed: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, Exception] = field(default_factory=dict)
 
 
 class ExpirationManager:
     """Registers, renews and revokes leases; renew and revoke go to the issuing engine through the router."""
 
-    def __init__(self, storage: Storage, router: Router, supervisor: Supervisor) -> None:
+    def __init__(self, storage: Storage, router: Router, supervisor: Supervisor, *,
+                 retry_window: float = RETRY_WINDOW) -> None:
         self.storage = storage
+        self.retry_window = retry_window
         self.router = router
         self.supervisor = supervisor
         self._wake = asyncio.Event()
@@ -224,8 +230,11 @@ class ExpirationManager:
         result = PrefixResult()
         await self._revoke_all([lease], result)
         if result.failed:
-            raise InvalidRequest(f"failed to revoke lease {lease_id}: {result.failed[lease_id]}; "
-                                 "coffer keeps it and retries in the background")
+            # AWS (or whatever the engine reaches) being away is its trouble (5xx), not a bad request.
+            error = result.errors.get(lease_id)
+            kind = type(error) if isinstance(error, CofferError) and error.status >= 500 else InvalidRequest
+            raise kind(f"failed to revoke lease {lease_id}: {result.failed[lease_id]}; "
+                       "coffer keeps it and retries in the background")
 
     async def _failed(self, lease: Lease, error: str) -> None:
         now = time.time()
@@ -233,10 +242,11 @@ class ExpirationManager:
         lease.attempts += 1
         lease.last_error = error[:2000]
         lease.last_attempt = now
-        if lease.attempts >= MAX_ATTEMPTS:
+        lease.first_failure = lease.first_failure or now
+        if now - lease.first_failure >= self.retry_window:
             if not lease.irrevocable:
-                log.warning("lease %s is irrevocable after %d attempts: %s", lease.lease_id, lease.attempts,
-                            lease.last_error)
+                log.warning("lease %s is irrevocable after %d attempts in %ds: %s", lease.lease_id, lease.attempts,
+                            now - lease.first_failure, lease.last_error)
             lease.irrevocable = True
             lease.due = now + IRREVOCABLE_RETRY
         else:
@@ -249,16 +259,16 @@ class ExpirationManager:
         await self.storage.batch(ops)
         self._schedule(lease.due)
 
-    async def _attempt(self, lease: Lease) -> str:
-        """Call the engine's revoke; answers '' on success or the error text."""
+    async def _attempt(self, lease: Lease) -> Exception | None:
+        """Call the engine's revoke; answers None on success or the engine's error."""
         async with self._sem:
             try:
                 await self._engine(lease, REVOKE)
-                return ""
+                return None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the engine's failure, kept with the lease
-                return str(exc) or type(exc).__name__
+                return exc
 
     async def _revoke_all(self, leases: list[Lease], result: PrefixResult) -> None:
         """Revoke ``leases`` concurrently (bounded); forget the revoked ones in one batch.
@@ -284,8 +294,10 @@ class ExpirationManager:
             result.revoked += len(done)
             for lease, error in zip(mine, errors, strict=True):
                 if error:
-                    await self._failed(lease, error)
-                    result.failed[lease.lease_id] = error
+                    text = str(error) or type(error).__name__
+                    await self._failed(lease, text)
+                    result.failed[lease.lease_id] = text
+                    result.errors[lease.lease_id] = error
         finally:
             for lease in mine:
                 fut = self._inflight.pop(lease.lease_id)
@@ -366,6 +378,15 @@ class ExpirationManager:
 
     async def count(self, prefix: str = "") -> int:
         return await self.storage.count(ID + prefix, prefix_end(ID + prefix))
+
+    async def leases(self, prefix: str = "", limit: int = 1000) -> list[Lease]:
+        """The leases under ``prefix``, at most ``limit``, by id."""
+        found: list[Lease] = []
+        start, end = ID + prefix, prefix_end(ID + prefix)
+        while len(found) < limit and (batch := await self._scan_leases(start, end)):
+            found += batch[:limit - len(found)]
+            start = ID + batch[-1].lease_id + "\x00"
+        return found
 
     async def irrevocable(self, limit: int = 1000) -> list[Lease]:
         rows = await self.storage.scan(IRREVOCABLE, prefix_end(IRREVOCABLE), limit)

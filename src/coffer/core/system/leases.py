@@ -83,7 +83,9 @@ def paths(manager: ExpirationManager) -> list[Path]:
             "mount_id": lease.mount_uuid,
             "error": lease.last_error,
             "attempts": lease.attempts,
+            "first_failure": rfc3339(lease.first_failure),
             "last_attempt": rfc3339(lease.last_attempt),
+            "next_attempt": rfc3339(lease.due),
             "expire_time": rfc3339(lease.expire_time),
         } for lease in found]})
 
