@@ -4,14 +4,14 @@ The analysis walks the syntax tree with an :class:`Estimate` per expression.
 Constant arguments are folded through deterministic functions, fields given in
 ``fixed`` are constants too, so conditions on them are decided and only the
 branches that can run are counted.  A call that always fails counts as 0,
-since it never contributes to a successful render.
+since it never contributes to a successful render; so does one given a constant
+of the wrong type (possible through ``and``/``or``, whose static type is ``any``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import cast
 
 from .errors import EvalError
 from .functions import FUNCS
@@ -80,8 +80,8 @@ def _b_truncate(floor: int) -> _BoundFn:
 def _b_replace(a: list[Estimate]) -> int | None:
     old, new, s = a
     b = s.length
-    if old.known and new.known:
-        lo, ln = len(cast(str, old.const)), len(cast(str, new.const))
+    if isinstance(old.const, str) and isinstance(new.const, str):
+        lo, ln = len(old.const), len(new.const)
         if lo == 0:
             return b if (b is None or ln == 0) else b + (b + 1) * ln
         if ln <= lo:
@@ -98,7 +98,8 @@ def _b_base64(a: list[Estimate]) -> int | None:
 
 
 def _b_timestamp(a: list[Estimate]) -> int | None:
-    return parse_layout(cast(str, a[0].const))[1] if a[0].known else None
+    layout = a[0].const
+    return parse_layout(layout)[1] if isinstance(layout, str) else None
 
 
 def _b_verb(v: Verb, e: Estimate) -> int | None:
@@ -119,10 +120,11 @@ def _b_verb(v: Verb, e: Estimate) -> int | None:
 
 
 def _b_printf(a: list[Estimate]) -> int | None:
-    if not a[0].known:
+    fmt = a[0].const
+    if not isinstance(fmt, str):
         return None
     try:
-        pieces, count = parse_format(cast(str, a[0].const))
+        pieces, count = parse_format(fmt)
     except EvalError:
         return 0
     if count != len(a) - 1:
@@ -201,6 +203,9 @@ class _Analyzer:
             args.append(piped)
         if func.name in ("and", "or"):
             return self.logic(func.name == "or", args)
+        for i, e in enumerate(args):
+            if e.known and func.param_type(i) not in (ANY, e.kind):
+                return Estimate(0, func.returns)  # the render's type check always fails
         if func.deterministic and all(e.const is not None for e in args):
             assert func.impl is not None  # only and/or have none
             try:
