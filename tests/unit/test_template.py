@@ -534,3 +534,10 @@ def test_compile_once_render_many() -> None:
     for _ in range(2000):
         tpl.render({"DisplayName": "x"})
     assert (time.perf_counter() - start) / 2000 < 200e-6  # generous: a few µs in practice
+
+
+def test_max_length_of_a_mixed_and_or_argument_does_not_crash():
+    """Such a call always fails when rendered (a number is no string), so it adds nothing to the bound;
+    before, max_length raised and the AWS engine's username_template check answered 500."""
+    template = compile_template('{{ printf "app-%s" (uppercase (or 1 "a")) | truncate 64 }}')
+    assert template.max_length({}) is not None
