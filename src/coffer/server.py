@@ -56,8 +56,12 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
         engines.update(plugin_engines)
         auth_methods.update(plugin_auth)
     storage = open_storage(config.storage.type, config.storage.options)
+    protected = [config.plugin_directory or ""]
+    if config.storage.type == "sqlite":
+        protected.append(os.path.dirname(os.path.abspath(config.storage.options["path"])))
     core = Core(storage, default_lease_ttl=config.default_lease_ttl, max_lease_ttl=config.max_lease_ttl,
-                storage_type=config.storage.type, engines=engines, auth_methods=auth_methods)
+                storage_type=config.storage.type, engines=engines, auth_methods=auth_methods,
+                audit_protected=tuple(protected))
     try:
         await core.load_seal_config()
     except SealConfigDamaged as exc:

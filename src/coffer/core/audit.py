@@ -118,9 +118,14 @@ def hash_values(value: Any, hasher: Any) -> Any:
 
 
 class AuditBroker:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, protected: tuple[str, ...] = (), allow_prefixing: bool = False) -> None:
         self.storage = storage
         self.devices: dict[str, AuditDevice] = {}
+        #: Folders an audit file may never be written into (the plugin directory, the storage's folder):
+        #: a file there could be loaded as code, or damage the store (Vault's CVE-2025-6000).
+        self.protected = tuple(os.path.realpath(p) for p in protected if p)
+        #: ``prefix`` (text written before each line) only when the server config allows it.
+        self.allow_prefixing = allow_prefixing
 
     @property
     def enabled(self) -> bool:
@@ -131,8 +136,16 @@ class AuditBroker:
         raw = await self.storage.get(TABLE_PATH)
         for doc in orjson.loads(raw) if raw else []:
             device = AuditDevice(**doc)
+            if device.options.get("prefix") and not self.allow_prefixing:
+                log.warning("audit device %s: its prefix is ignored (allow_audit_log_prefixing is off)", device.path)
+                device.options = {k: v for k, v in device.options.items() if k != "prefix"}
             try:
+                self._check_target(device.options.get("file_path") or device.options.get("path") or "")
                 device.open()
+            except InvalidRequest as exc:  # kept closed: requests fail closed until it is fixed
+                log.error("audit device %s is not opened: %s", device.path, exc)
+                self.devices[device.path] = device
+                continue
             except OSError as exc:  # keep it: writes will fail (closed) until fixed
                 log.error("audit device %s cannot open its file: %s", device.path, exc)
             self.devices[device.path] = device
@@ -153,9 +166,16 @@ class AuditBroker:
         if options.get("format", "json") != "json":
             raise InvalidRequest('only format "json" is supported')
         try:
-            int(options.get("mode", "0600"), 8)
+            mode = int(options.get("mode", "0600"), 8)
         except ValueError:
             raise InvalidRequest(f'mode must be an octal file mode such as 0600, got {options["mode"]!r}') from None
+        if mode & 0o7111 or not 0 <= mode <= 0o777:
+            raise InvalidRequest(f"mode {options['mode']} is refused: an audit file may not be executable "
+                                 "(or setuid, setgid, sticky); use e.g. 0600")
+        if options.get("prefix") and not self.allow_prefixing:
+            raise InvalidRequest("the prefix option is disabled; set allow_audit_log_prefixing = true in the "
+                                 "server configuration to allow it")
+        self._check_target(options.get("file_path") or options.get("path") or "")
         device = AuditDevice(path, device_type, description, options, secrets.token_hex(32))
         try:
             device.open()
@@ -163,6 +183,15 @@ class AuditBroker:
             raise InvalidRequest(f"cannot open the audit file: {exc.strerror} ({exc.filename})") from None
         self.devices[path] = device
         await self._save()
+
+    def _check_target(self, target: str) -> None:
+        if target in ("stdout", "discard"):
+            return
+        real = os.path.realpath(target)
+        for folder in self.protected:
+            if real == folder or real.startswith(folder.rstrip("/") + "/"):
+                raise InvalidRequest(f"file_path {target!r} is refused: it lies in {folder}, which holds coffer's "
+                                     "plugins or storage; write audit logs elsewhere")
 
     async def disable(self, path: str) -> None:
         device = self.devices.pop(path, None)

@@ -19,7 +19,7 @@ from coffer import __version__
 from coffer.core.audit import AuditBroker
 from coffer.core.barrier import KEYRING_PATH, Barrier
 from coffer.core.cubbyhole import cubbyhole_backend
-from coffer.core.expiration import ExpirationManager
+from coffer.core.expiration import RETRY_WINDOW, ExpirationManager
 from coffer.core.pipeline import Pipeline
 from coffer.core.policystore import PolicyStore
 from coffer.core.router import Router
@@ -54,6 +54,9 @@ class Core:
         storage_type: str = "inmem",
         engines: dict[str, Factory] | None = None,
         auth_methods: dict[str, Factory] | None = None,
+        audit_protected: tuple[str, ...] = (),
+        allow_audit_log_prefixing: bool = False,
+        revocation_retry_window: float = RETRY_WINDOW,
     ) -> None:
         self.physical = physical
         self.barrier = Barrier(physical)
@@ -64,7 +67,7 @@ class Core:
         self.supervisor = Supervisor()
         self.tokens = TokenStore(self.barrier, default_lease_ttl, max_lease_ttl)
         self.policies = PolicyStore(self.barrier)
-        self.audit = AuditBroker(self.barrier)
+        self.audit = AuditBroker(self.barrier, protected=audit_protected, allow_prefixing=allow_audit_log_prefixing)
         token_engine = token_backend(self.tokens, self.policies)
         cubbyhole = cubbyhole_backend()
         # The built-in mounts' engines (the system backend is made below: it needs the router).
@@ -72,7 +75,8 @@ class Core:
                              builtins={"system": lambda info: self.system, "token": lambda info: token_engine,
                                        "cubbyhole": lambda info: cubbyhole},
                              default_lease_ttl=default_lease_ttl, max_lease_ttl=max_lease_ttl)
-        self.expiration = ExpirationManager(self.barrier, self.router, self.supervisor)
+        self.expiration = ExpirationManager(self.barrier, self.router, self.supervisor,
+                                            retry_window=revocation_retry_window)
         self.system: Engine = system_backend(self)
         self.tokens.revoke_hooks.append(self._token_revoked)
         self.pipeline = Pipeline(lambda: not self._serving, self.router, self.system, self.tokens, self.policies, self.audit,
