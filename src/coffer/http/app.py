@@ -16,11 +16,12 @@ import orjson
 from coffer.core.core import Core
 from coffer.errors import CofferError, InvalidRequest, PayloadTooLarge, UnsupportedOperation
 from coffer.framework.request import DELETE, HELP, LIST, READ, UPDATE, Request, Response
+from coffer.truth import TRUE_WORDS
 
 log = logging.getLogger("coffer.http")
 
 MAX_BODY = 32 * 1024 * 1024
-_TRUE = {"true", "1", "t", "yes"}
+_TRUE = TRUE_WORDS  # query flags (?list=, ?help=): any other word is false
 _JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _EMPTY_HEADERS = [(b"cache-control", b"no-store")]
 # PATCH is not a write: no engine implements patch, and treating it as one
