@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coffer.config import ServerConfig
+from coffer.client import save_token
+from coffer.config import ServerConfig, parse_address
 from coffer.core.core import Core
 from coffer.core.expiration import PrefixResult
 from coffer.core.seal import SealConfigDamaged
@@ -23,7 +24,6 @@ from coffer.storage import open_storage
 log = logging.getLogger("coffer.server")
 #: How long an in-memory server spends revoking its leases when it stops (-dev-revoke-timeout).
 DEV_REVOKE_TIMEOUT = 30.0
-TOKEN_FILE = Path("~/.coffer-token")
 
 
 async def dev_setup(core: Core, root_token_id: str | None) -> tuple[bytes, str]:
@@ -34,13 +34,6 @@ async def dev_setup(core: Core, root_token_id: str | None) -> tuple[bytes, str]:
     return keys[0], root_token
 
 
-def _split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f'invalid listen address "{address}": use host:port, e.g. 127.0.0.1:8200')
-    return host.strip("[]"), int(port)
-
-
 async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: str | None = None,
                 dev_revoke_timeout: float = DEV_REVOKE_TIMEOUT, dev_leave_leases: bool = False,
                 announce: Callable[[str], object] = print) -> None:
@@ -48,7 +41,7 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
     from granian.server.embed import Server
 
     listener = config.listener
-    host, port = _split_address(listener.address)
+    host, port = parse_address(listener.address)
     _check_free(host, port)
     engines, auth_methods = builtin_engines(), builtin_auth_methods()
     if config.plugin_directory:
@@ -138,12 +131,10 @@ def _check_free(host: str, port: int) -> None:
 
 
 def _write_token_file(token: str) -> None:
-    path = TOKEN_FILE.expanduser()
     try:
-        path.write_text(token)
-        path.chmod(0o600)
+        save_token(token)
     except OSError as exc:  # a read-only home must not stop a dev server
-        log.warning("could not write %s: %s", path, exc)
+        log.warning("could not write the token file: %s", exc)
 
 
 def _dev_banner(address: str, key: bytes, root_token: str) -> str:

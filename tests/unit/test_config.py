@@ -13,6 +13,7 @@ from coffer.config import (
     ServerConfig,
     StorageConfig,
     load_config,
+    parse_address,
     parse_config,
 )
 
@@ -591,3 +592,53 @@ def test_file_that_is_not_utf8(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="UTF-8") as info:
         load_config(path)
     assert info.value.line == 2
+
+
+# --------------------------------------------------------------------------
+# Addresses, and settings written twice
+
+
+@pytest.mark.parametrize(
+    ("address", "parsed"),
+    [
+        ("127.0.0.1:8200", ("127.0.0.1", 8200)),
+        ("[::1]:443", ("::1", 443)),
+        ("[::]:8200", ("::", 8200)),
+        ("localhost:1", ("localhost", 1)),
+        (":8200", ("0.0.0.0", 8200)),
+    ],
+)
+def test_parse_address(address: str, parsed: tuple[str, int]) -> None:
+    assert parse_address(address) == parsed
+
+
+@pytest.mark.parametrize("address", ["localhost", "127.0.0.1:", "h:http", "h:70000", "::1:8200", "[::1:80", "[]:80"])
+def test_parse_address_refuses(address: str) -> None:
+    with pytest.raises(ValueError, match="must be host:port"):
+        parse_address(address)
+
+
+def test_a_top_level_setting_written_twice_keeps_the_last_with_a_warning() -> None:
+    config = parse(INMEM + PLAIN_LISTENER + 'log_level = "debug"\nlog_level = "warn"\n')
+    assert config.log_level == "warn"
+    assert config.warnings == ['config.hcl: line 6: "log_level" is set more than once (lines 5, 6); the last value is used']
+
+
+def test_a_listener_setting_written_twice_is_an_error() -> None:
+    err = config_error(INMEM + 'listener "tcp" {\n  tls_disable = true\n  tls_disable = false\n}\n')
+    assert str(err) == 'config.hcl: line 3: listener "tcp": tls_disable is set more than once (lines 3, 4)'
+
+
+def test_a_storage_option_written_twice_is_an_error() -> None:
+    err = config_error('storage "sqlite" {\n  path = "/a"\n  path = "/b"\n}\n' + PLAIN_LISTENER)
+    assert str(err) == 'config.hcl: line 2: storage "sqlite": option "path" is set more than once (lines 2, 3)'
+
+
+def test_a_block_then_a_value_of_one_name() -> None:
+    err = config_error(INMEM + PLAIN_LISTENER + "telemetry {\n  x = 1\n}\ntelemetry = 1\n")
+    assert str(err) == 'config.hcl: line 8: "telemetry" is used both as a value and as a block (lines 5 and 8)'
+
+
+def test_unclosed_comment_points_at_it() -> None:
+    err = config_error(INMEM + PLAIN_LISTENER + "/* a comment\n")
+    assert (err.line, err.column) == (5, 1) and "comment is never closed" in str(err)
