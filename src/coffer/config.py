@@ -71,13 +71,14 @@ _TOP_LEVEL_KEYS = frozenset(
         "log_level",
         "disable_mlock",
         "plugin_directory",
+        "allow_audit_log_prefixing",
+        "revocation_retry_window",
     }
 )
 # Vault settings that make no difference to coffer: accepted without comment.
 _TOP_LEVEL_IGNORED = frozenset(
     {
         "administrative_namespace_path",
-        "allow_audit_log_prefixing",
         "cache_size",
         "cluster_cipher_suites",
         "cluster_name",
@@ -125,13 +126,20 @@ _TOP_LEVEL_UNSUPPORTED = {
     "ha_backend": "coffer has no high-availability mode",
 }
 
-_LISTENER_KEYS = frozenset({"address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_min_version"})
+#: Listener limits: Vault's keys and defaults (seconds, bytes), plus coffer's max_connections.
+LISTENER_LIMITS = {
+    "http_read_header_timeout": 10,
+    "http_read_timeout": 30,
+    "http_idle_timeout": 300,
+}
+DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 16384
+DEFAULT_MAX_JSON_DEPTH = 200
+_LISTENER_KEYS = frozenset({"address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_min_version",
+                            "max_request_size", "max_connections", "max_json_depth", *LISTENER_LIMITS})
 _LISTENER_IGNORED = frozenset(
     {
         "cluster_address",
-        "http_idle_timeout",
-        "http_read_header_timeout",
-        "http_read_timeout",
         "http_write_timeout",
         "profiling",
         "telemetry",
@@ -144,7 +152,6 @@ _LISTENER_UNSUPPORTED = frozenset(
         "disable_replication_status_endpoints",
         "disable_request_limiter",
         "max_request_duration",
-        "max_request_size",
         "proxy_protocol_authorized_addrs",
         "proxy_protocol_behavior",
         "redact_addresses",
@@ -219,6 +226,15 @@ class ListenerConfig:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_min_version: str = "tls12"
+    #: Seconds allowed to read a request's headers, its body, and between requests on a kept-alive connection.
+    http_read_header_timeout: int = LISTENER_LIMITS["http_read_header_timeout"]
+    http_read_timeout: int = LISTENER_LIMITS["http_read_timeout"]
+    http_idle_timeout: int = LISTENER_LIMITS["http_idle_timeout"]
+    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+    #: Connections served at once (more wait in the kernel's backlog).
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: How deeply a JSON request body may nest.
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
 
 
 @dataclass
@@ -236,6 +252,10 @@ class ServerConfig:
     disable_mlock: bool = True
     #: A folder of Python engine modules (``<type>.py`` exposing ``factory``).
     plugin_directory: str | None = None
+    #: An audit device's ``prefix`` option is refused unless this is set (as Vault >= 1.20.1).
+    allow_audit_log_prefixing: bool = False
+    #: How long a failing revocation is retried before its lease is listed as irrevocable (seconds).
+    revocation_retry_window: int = 24 * 3600
     warnings: list[str] = field(default_factory=list)
 
 
@@ -373,6 +393,8 @@ class _Builder:
             log_level=self.log_level(data),
             disable_mlock=self.bool_setting(data, "disable_mlock", True),
             plugin_directory=self.optional_str(data, "plugin_directory"),
+            allow_audit_log_prefixing=self.bool_setting(data, "allow_audit_log_prefixing", False),
+            revocation_retry_window=self.positive_duration(data, "revocation_retry_window", 24 * 3600),
             warnings=self.warnings,
         )
 
@@ -544,12 +566,28 @@ class _Builder:
                 )
         elif cert or key_file:
             self.warn(f"{what}: tls_cert_file and tls_key_file are not used because tls_disable is set", line)
+        limits: dict[str, int] = {}
+        for name, default in LISTENER_LIMITS.items():
+            limits[name] = self.positive_duration(body, name, default, what=f"{what}: {name}", line=at(name))
+        for name, default, unit in (("max_request_size", DEFAULT_MAX_REQUEST_SIZE, "bytes"),
+                                    ("max_connections", DEFAULT_MAX_CONNECTIONS, "connections"),
+                                    ("max_json_depth", DEFAULT_MAX_JSON_DEPTH, "levels")):
+            value = get(name, default)
+            if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit() \
+                    or int(value) < 1:
+                raise self.error(f"{what}: {name} must be a positive whole number of {unit}, not {_show(value)}",
+                                 at(name))
+            limits[name] = int(value)
+        if limits["max_json_depth"] > DEFAULT_MAX_JSON_DEPTH:
+            raise self.error(f"{what}: max_json_depth can be at most {DEFAULT_MAX_JSON_DEPTH} (deeper JSON cannot be "
+                             "written back in responses)", at("max_json_depth"))
         return ListenerConfig(
             address=address,
             tls_disable=tls_disable,
             tls_cert_file=cert,
             tls_key_file=key_file,
             tls_min_version=min_version,
+            **limits,
         )
 
     # -- single settings
@@ -576,6 +614,20 @@ class _Builder:
             return parse_duration(value)
         except ValueError as exc:
             raise self.error(f"{key}: {exc}", self.line_of(key)) from None
+
+    def positive_duration(self, data: dict[str, Any], key: str, default: int, *, what: str = "",
+                          line: int | None = None) -> int:
+        if key not in data:
+            return default
+        value = data[key]
+        line = line or self.line_of(key)
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise self.error(f"{what or key}: {exc}", line) from None
+        if seconds < 1:
+            raise self.error(f"{what or key} must be at least one second, not {_show(value)}", line)
+        return seconds
 
     def log_level(self, data: dict[str, Any]) -> str:
         if "log_level" not in data:

@@ -431,8 +431,41 @@ def test_unknown_listener_key_is_a_warning() -> None:
 
 
 def test_unsupported_listener_key_is_a_warning() -> None:
-    config = parse(INMEM + 'listener "tcp" {\n  tls_disable = true\n  max_request_size = 1024\n}\n')
-    assert len(config.warnings) == 1 and '"max_request_size" is not supported' in config.warnings[0]
+    config = parse(INMEM + 'listener "tcp" {\n  tls_disable = true\n  max_request_duration = "90s"\n}\n')
+    assert len(config.warnings) == 1 and '"max_request_duration" is not supported' in config.warnings[0]
+
+
+def test_listener_limits_have_vaults_defaults_and_can_be_set() -> None:
+    default = parse(INMEM + PLAIN_LISTENER).listener
+    assert (default.http_read_header_timeout, default.http_read_timeout, default.http_idle_timeout) == (10, 30, 300)
+    assert default.max_request_size == 32 * 1024 * 1024 and default.max_connections == 16384
+    assert default.max_json_depth == 200
+    tuned = parse(INMEM + 'listener "tcp" {\n  tls_disable = true\n  http_read_header_timeout = "5s"\n'
+                          '  http_read_timeout = 60\n  http_idle_timeout = "1m"\n  max_request_size = 1048576\n'
+                          '  max_connections = 50000\n  max_json_depth = 64\n}\n')
+    assert tuned.warnings == []
+    listener = tuned.listener
+    assert (listener.http_read_header_timeout, listener.http_read_timeout, listener.http_idle_timeout) == (5, 60, 60)
+    assert (listener.max_request_size, listener.max_connections, listener.max_json_depth) == (1048576, 50000, 64)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('http_read_timeout = "soon"', "http_read_timeout"),
+    ("http_idle_timeout = 0", "at least one second"),
+    ("max_request_size = -1", "positive whole number of bytes"),
+    ('max_connections = "many"', "positive whole number of connections"),
+    ("max_json_depth = 500", "at most 200"),
+])
+def test_bad_listener_limits_are_refused(line: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(INMEM + f'listener "tcp" {{\n  tls_disable = true\n  {line}\n}}\n')
+
+
+def test_audit_prefixing_and_retry_window() -> None:
+    config = parse(INMEM + PLAIN_LISTENER)
+    assert config.allow_audit_log_prefixing is False and config.revocation_retry_window == 24 * 3600
+    config = parse(INMEM + PLAIN_LISTENER + 'allow_audit_log_prefixing = true\nrevocation_retry_window = "2h"\n')
+    assert config.allow_audit_log_prefixing is True and config.revocation_retry_window == 7200 and not config.warnings
 
 
 def test_known_vault_keys_are_quiet() -> None:
