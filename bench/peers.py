@@ -173,6 +173,9 @@ class Bao:
         self.unseal_key, self.root_token = body["keys"][0], body["root_token"]
         c.close()
         unseal(self.port, self.unseal_key, self.proc, time.monotonic() + 120)
+        # sys/health answers 200 only on the active node (429 standby, 503 sealed)
+        poll("active node", lambda: try_request(self.port, "GET", "sys/health"), time.monotonic() + 120, self.proc,
+             0.02)
 
     def stop(self) -> None:
         stop(self.proc, timeout=60)
@@ -251,24 +254,32 @@ def configure(port: int, root: str, proc: subprocess.Popen[Any] | None, kv2: boo
     """The same setup on either server: ``kv/`` (kv, version 1), the two policies, a non-root reader
     token, a creator token, one secret (and ``kv2/`` with its secret when ``kv2``). Answers the tokens."""
     deadline = time.monotonic() + 120
-    # a raft node answers 5xx until it is the active node
-    poll("ready", lambda: try_request(port, "GET", "auth/token/lookup-self", token=root), deadline, proc, 0.02)
-    c = Http(port, root)
-    c.put("sys/mounts/kv", {"type": "kv", "options": {"version": "1"}})
-    c.put("sys/policies/acl/bench-kv", {"policy": POLICY})
-    c.put("sys/policies/acl/bench-creator", {"policy": CREATOR_POLICY})
-    reader = c.put("auth/token/create", {"policies": ["bench-kv"], "no_default_policy": True,
-                                         "ttl": LONG_TTL})["auth"]["client_token"]
-    creator = c.put("auth/token/create", {"policies": ["bench-creator", "bench-kv"], "no_default_policy": True,
-                                          "ttl": LONG_TTL})["auth"]["client_token"]
-    c.put("kv/bench", SECRET)
+
+    def put(path: str, body: Any) -> Any:
+        # A raft node answers 5xx until it is the active node, and a newly initialized one steps down once
+        # and is elected again (its address changes from the node id to cluster_addr): 5xx is retried,
+        # 4xx is not.
+        def once() -> tuple[int, Any]:
+            status, got = try_request(port, "PUT", path, body, root)
+            if 400 <= status < 500:
+                raise RuntimeError(f"PUT {path} -> {status}: {str(got)[:300]}")
+            return status, got
+        return poll(f"PUT {path}", once, deadline, proc, 0.05)
+
+    put("sys/mounts/kv", {"type": "kv", "options": {"version": "1"}})
+    put("sys/policies/acl/bench-kv", {"policy": POLICY})
+    put("sys/policies/acl/bench-creator", {"policy": CREATOR_POLICY})
+    reader = put("auth/token/create", {"policies": ["bench-kv"], "no_default_policy": True,
+                                       "ttl": LONG_TTL})["auth"]["client_token"]
+    creator = put("auth/token/create", {"policies": ["bench-creator", "bench-kv"], "no_default_policy": True,
+                                        "ttl": LONG_TTL})["auth"]["client_token"]
+    put("kv/bench", SECRET)
     if kv2:
         if not kv2_mounted:
-            c.put("sys/mounts/kv2", {"type": "kv-v2"})
+            put("sys/mounts/kv2", {"type": "kv-v2"})
         # a new kv-v2 mount may answer "upgrading" for a moment
         poll("kv-v2 write", lambda: try_request(port, "PUT", "kv2/data/bench", {"data": SECRET}, root), deadline,
              proc, 0.05)
-    c.close()
     # the non-root tokens can do what the load will do
     user = Http(port, reader)
     assert user.get("kv/bench")["data"]["username"] == "bench-user"
