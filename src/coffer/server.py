@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -186,6 +187,7 @@ def run(config: ServerConfig, **kwargs: Any) -> None:
     logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
                         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s", stream=sys.stderr)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    faulthandler.enable()  # a crash (SIGSEGV, SIGBUS...) leaves the Python stacks in the log
     try:
         import uvloop
     except ImportError:  # pragma: no cover - Windows
