@@ -679,3 +679,30 @@ def test_a_large_batch_takes_one_table_lock(url: str, schema: str) -> None:
             await storage.close()
 
     run(scenario)
+
+
+def test_renewals_are_not_starved_by_a_stream_of_writes(url: str) -> None:
+    """Every write share-locks the lock row; renewing must still get through under constant writes."""
+
+    async def scenario() -> None:
+        storage = ha(url, max_parallel=32)
+        lock = lock_of(storage, "node-a")
+        try:
+            assert await lock.acquire()
+            loop = asyncio.get_running_loop()
+            stop = loop.time() + FAST.ttl * 4
+
+            async def writer(n: int) -> int:
+                done = 0
+                while loop.time() < stop:
+                    await storage.put(f"w/{n}", b"%d" % done)
+                    done += 1
+                return done
+
+            counts = await asyncio.gather(*(writer(n) for n in range(32)))
+            assert all(counts)
+            assert lock.held, lock.lost_reason
+        finally:
+            await storage.close()
+
+    run(scenario)

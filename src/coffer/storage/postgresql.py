@@ -68,7 +68,7 @@ import os
 import re
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -440,6 +440,10 @@ class PostgresqlStorage(Storage):
         self._queues = _KeyQueues()
         self._locks: list[PostgresqlHALock] = []
         self._holder: PostgresqlHALock | None = None
+        # Closed while the lock is being renewed: every write share-locks the lock row, and a
+        # stream of overlapping writes would keep the renewal (which must update it) waiting.
+        self._gate: asyncio.Future[None] | None = None
+        self._renewing = 0
         self._cache: OrderedDict[str, bytes | None] = OrderedDict()
         self._cache_bytes = 0
         self._cache_gen = 0  # moves on with every write that ends and every drop of the cache
@@ -731,8 +735,10 @@ class PostgresqlStorage(Storage):
         turn = self._queues.enter(keys)
         try:
             await self._queues.wait(turn)
-            if fence is not None:  # the wait may have been long
-                self._fence()
+            if fence is not None:
+                while (gate := self._gate) is not None:
+                    await asyncio.shield(gate)
+                fence = self._fence()  # the waits may have been long
             async with self._connection() as conn, conn.transaction():
                 if fence is not None:
                     cur = await conn.execute(self._sql.fence, (LOCK_KEY, fence.identity))
@@ -787,6 +793,21 @@ class PostgresqlStorage(Storage):
                     await conn.execute(self._sql.delete_many, (keys,))
 
     # -- HA ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _writes_held_back(self) -> Iterator[None]:
+        """While renewing: new writes wait before taking their share lock on the lock row."""
+        if self._gate is None:
+            self._gate = asyncio.get_running_loop().create_future()
+        self._renewing += 1
+        try:
+            yield
+        finally:
+            self._renewing -= 1
+            gate = self._gate
+            if self._renewing == 0 and gate is not None:
+                self._gate = None
+                gate.set_result(None)
 
     def ha_lock(self, identity: str, value: str) -> PostgresqlHALock | None:
         """A handle on the HA lock for ``identity`` (unique per process), or None without HA."""
@@ -913,15 +934,17 @@ class PostgresqlHALock(HALock):
             await asyncio.sleep(self.timings.retry_interval)
 
     async def renew(self) -> bool:
-        """Extend the lock by a TTL from now; False (the lock is lost) when it is no longer ours."""
+        """Extend the lock by a TTL from now; False (the lock is lost) when it is no longer ours.
+
+        Database errors (the server unreachable, waits cut short) are raised: the lock is
+        still held until its deadline, and the renewal should be tried again soon.
+        """
         if not self._holding():
             return False
         term, start = self._term, _clock()
         params = {"key": LOCK_KEY, "identity": self.identity, "ttl": self.timings.ttl}
-        try:
+        with self.storage._writes_held_back():
             rows = await self._statement(self.storage._sql.renew, params)
-        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
-            return self._holding()  # try again soon; lost if the deadline passes first
         if term != self._term or not self._held:
             return False
         if rows != 1:
@@ -931,22 +954,22 @@ class PostgresqlHALock(HALock):
         return True
 
     async def _renew_loop(self, term: int) -> None:
+        """Renew every ``renew_interval``; after a failed try, retry every ``retry_interval`` until the deadline."""
         delay = self.timings.renew_interval
         while self._term == term and self._held:
             await asyncio.sleep(delay)
             if self._term != term:
                 return
             try:
-                renewed = await self.renew()
+                if not await self.renew():
+                    return  # lost
             except (psycopg.Error, OSError) as exc:
                 log.warning("could not renew the HA lock: %s", _scrub(str(exc), self.storage._secrets))
                 if not self._holding():
                     return
                 delay = min(self.timings.retry_interval, self.timings.renew_interval)
                 continue
-            if not renewed and not self._holding():
-                return
-            delay = self.timings.renew_interval if renewed else min(self.timings.retry_interval, delay)
+            delay = self.timings.renew_interval
 
     def _lose(self, reason: str) -> None:
         if not self._held:
