@@ -418,7 +418,7 @@ class PostgresqlStorage(Storage):
         except psycopg.Error as exc:
             raise ValueError(
                 f'storage "postgresql": connection_url {self.display_url!r} is not a valid PostgreSQL '
-                f"connection string ({_scrub(str(exc), [connection_url])}); "
+                f"connection string ({_scrub(mask_url(str(exc)), [connection_url])}); "
                 "use e.g. postgresql://user:password@host:5432/database"
             ) from None
         self._secrets = [str(params["password"])] if params.get("password") else []
