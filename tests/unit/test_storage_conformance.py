@@ -1,8 +1,10 @@
 """Behaviour every ``Storage`` backend must share.
 
 The ``storage`` fixture is parametrised over backend factories; a new backend
-(PostgreSQL, say) joins the suite by adding one entry to ``BACKENDS``.
-Tests stay synchronous at the pytest level and drive coroutines with ``run``.
+joins the suite by adding one entry to ``BACKENDS``. The PostgreSQL backend gets a
+fresh schema per test (dropped afterwards) and is skipped where no server answers.
+Tests stay synchronous at the pytest level and drive coroutines with ``run``, all on
+one event loop per test (a PostgreSQL storage's connection pool lives on one loop).
 """
 
 from __future__ import annotations
@@ -12,46 +14,74 @@ import random
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
+import pg_support
 from coffer.storage.base import ConditionFailed, Delete, Expect, Put, Storage, prefix_end
 from coffer.storage.inmem import InmemStorage
+from coffer.storage.postgresql import PostgresqlStorage
 from coffer.storage.sqlite import SqliteStorage
 
 T = TypeVar("T")
 
 
+_runner: asyncio.Runner | None = None
+
+
+@pytest.fixture(autouse=True)
+def _event_loop() -> Iterator[None]:
+    """One event loop for each test, closed after the test's fixtures."""
+    global _runner
+    with asyncio.Runner() as runner:
+        _runner = runner
+        try:
+            yield
+        finally:
+            _runner = None
+
+
 def run(awaitable: Awaitable[T]) -> T:
-    """Run one coroutine to completion on a fresh event loop."""
+    """Run one coroutine to completion on the test's event loop."""
 
     async def wrapper() -> T:
         return await awaitable
 
-    return asyncio.run(wrapper())
+    if _runner is None:
+        return asyncio.run(wrapper())
+    return _runner.run(wrapper())
 
 
-def _make_inmem(tmp_path: Path) -> Storage:
+def _make_inmem(tmp_path: Path, stack: ExitStack) -> Storage:
     return InmemStorage()
 
 
-def _make_sqlite(tmp_path: Path) -> Storage:
+def _make_sqlite(tmp_path: Path, stack: ExitStack) -> Storage:
     return SqliteStorage(str(tmp_path / "coffer.db"))
 
 
-BACKENDS: dict[str, Callable[[Path], Storage]] = {
+def _make_postgresql(tmp_path: Path, stack: ExitStack) -> Storage:
+    schema = stack.enter_context(pg_support.fresh_schema())
+    return PostgresqlStorage(pg_support.schema_url(schema))
+
+
+#: Each factory makes a fresh backend; what it puts on ``stack`` is undone after the backend is closed.
+BACKENDS: dict[str, Callable[[Path, ExitStack], Storage]] = {
     "inmem": _make_inmem,
     "sqlite": _make_sqlite,
+    "postgresql": _make_postgresql,
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    backend = BACKENDS[request.param](tmp_path)
-    yield backend
-    run(backend.close())
+    with ExitStack() as stack:
+        backend = BACKENDS[request.param](tmp_path, stack)
+        yield backend
+        run(backend.close())
 
 
 def put_all(storage: Storage, keys: list[str], value: bytes = b"v") -> None:
