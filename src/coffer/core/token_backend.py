@@ -60,7 +60,8 @@ def _role_doc(d: FieldData, old: dict[str, Any] | None) -> dict[str, Any]:
         if role[key] < 0:
             raise InvalidRequest(f"{key} cannot be negative")
     if "token_bound_cidrs" in d or "bound_cidrs" in d:
-        role["token_bound_cidrs"] = parse_cidrs(role["token_bound_cidrs"], "token_bound_cidrs")
+        raw = d["token_bound_cidrs"] if "token_bound_cidrs" in d else d["bound_cidrs"]
+        role["token_bound_cidrs"] = parse_cidrs(raw, "token_bound_cidrs")
     if "token_type" in d:
         role["token_type"] = check_token_type(d["token_type"])
     if "path_suffix" in d:
