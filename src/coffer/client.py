@@ -50,9 +50,17 @@ def default_token() -> str | None:
 
 
 def save_token(token: str) -> Path:
+    """Write ``token`` to the token file (``~/.coffer-token``), readable by its owner only.
+
+    The file is private from the start: created with mode 0600, and a file
+    already there is made 0600 before the token goes in.
+    """
     path = TOKEN_FILE.expanduser()
-    path.write_text(token)
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fd, 0o600)
+        fh.truncate()
+        fh.write(token)
     return path
 
 

@@ -134,6 +134,9 @@ def openapi_template(pattern: str) -> str:
         if p.startswith("/?", i):
             i += 2
             continue
+        if p.startswith("(?:", i):  # a non-capturing group: only its contents show
+            i += 3
+            continue
         ch = p[i]
         if ch == "\\" and i + 1 < len(p):
             out.append(p[i + 1])

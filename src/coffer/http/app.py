@@ -18,10 +18,11 @@ from coffer.durations import parse_duration
 from coffer.errors import CofferError, InvalidRequest, UnsupportedOperation
 from coffer.framework.request import DELETE, HELP, LIST, READ, UPDATE, Request, Response
 from coffer.http.body import BodyLimits, BodyReader
+from coffer.truth import TRUE_WORDS
 
 log = logging.getLogger("coffer.http")
 
-_TRUE = {"true", "1", "t", "yes"}
+_TRUE = TRUE_WORDS  # query flags (?list=, ?help=): any other word is false
 _JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _EMPTY_HEADERS = [(b"cache-control", b"no-store")]
 # PATCH is not a write: no engine implements patch, and treating it as one
