@@ -76,6 +76,8 @@ class Client:
         self.address = (address or default_address()).rstrip("/")
         self.token = token if token is not None else default_token()
         self.timeout = timeout
+        #: Ask for every answer wrapped with this TTL (X-Vault-Wrap-TTL), e.g. "5m".
+        self.wrap_ttl: str | None = None
         self._ssl: ssl.SSLContext | None = None
         if self.address.startswith("https://"):
             ctx = ssl.create_default_context(cafile=ca_cert or os.environ.get("COFFER_CACERT")
@@ -96,6 +98,8 @@ class Client:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if self.token:
             headers["X-Vault-Token"] = self.token
+        if self.wrap_ttl:
+            headers["X-Vault-Wrap-TTL"] = self.wrap_ttl
         try:
             req = urllib.request.Request(url, data=body, method=method, headers=headers)
         except ValueError as exc:

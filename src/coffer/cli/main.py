@@ -13,7 +13,7 @@ import sys
 import click
 
 from coffer import __version__
-from coffer.cli import leases, operator, paths, policies, secrets, server, tokens
+from coffer.cli import auth, leases, operator, paths, policies, secrets, server, tokens, wrapping
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help", "-help"]})
@@ -44,7 +44,7 @@ for command in (
     server.server, operator.status, operator.operator,
     paths.read, paths.write, paths.delete, paths.list_, paths.path_help,
     secrets.secrets, secrets.mount, secrets.unmount, secrets.mounts, secrets.remount, secrets.mount_tune,
-    tokens.token, tokens.login,
+    tokens.token, auth.login, auth.auth, wrapping.unwrap,
     leases.lease, leases.revoke_legacy, leases.renew_legacy,
     policies.policy, policies.audit,
 ):

@@ -285,6 +285,11 @@ class AuditBroker:
                     body["auth"] = {**resp.auth, "client_token": h(resp.auth.get("client_token", "")),
                                     "accessor": h(resp.auth.get("accessor", "")) if device.hash_accessor
                                     else resp.auth.get("accessor", "")}
+                if resp.wrap_info:
+                    wrap = resp.wrap_info
+                    body["wrap_info"] = {**wrap, "token": h(wrap.get("token", "")),
+                                         "accessor": h(wrap.get("accessor", "")) if device.hash_accessor
+                                         else wrap.get("accessor", "")}
                 if resp.warnings:
                     body["warnings"] = resp.warnings
             entry["response"] = body

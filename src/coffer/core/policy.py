@@ -35,6 +35,7 @@ from functools import lru_cache
 from typing import Any
 
 from coffer import hcl
+from coffer.durations import parse_duration
 
 __all__ = [
     "ACL",
@@ -81,14 +82,13 @@ _LEGACY_POLICIES: dict[str, frozenset[str]] = {
 
 _TOP_LEVEL_KEYS = frozenset({"path", "name"})
 _PATH_KEYS = frozenset(
-    {"capabilities", "policy", "allowed_parameters", "denied_parameters", "required_parameters"}
+    {"capabilities", "policy", "allowed_parameters", "denied_parameters", "required_parameters",
+     "min_wrapping_ttl", "max_wrapping_ttl"}
 )
 # Vault accepts these, but coffer does not implement them. Silently ignoring
 # them would grant more than the author intended, so they are rejected.
 _UNSUPPORTED_PATH_KEYS = frozenset(
     {
-        "min_wrapping_ttl",
-        "max_wrapping_ttl",
         "mfa_methods",
         "control_group",
         "subscribe_event_types",
@@ -198,6 +198,9 @@ class PathRule:
     allowed_parameters: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     denied_parameters: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     required_parameters: tuple[str, ...] = ()
+    #: Seconds; 0: no bound. A minimum makes response wrapping mandatory on the path.
+    min_wrapping_ttl: int = 0
+    max_wrapping_ttl: int = 0
 
     @property
     def has_parameter_constraints(self) -> bool:
@@ -226,6 +229,9 @@ class ACLResult:
     capabilities: frozenset[str] = frozenset()
     #: The pattern that decided, if any (for diagnostics).
     pattern: str | None = None
+    #: The wrapping TTL bounds of the matching rule (seconds; 0: none).
+    min_wrapping_ttl: int = 0
+    max_wrapping_ttl: int = 0
 
 
 # --------------------------------------------------------------------------
@@ -385,6 +391,19 @@ def _parse_required(pattern: str, block: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.lower() for v in value))
 
 
+def _parse_wrapping_ttl(pattern: str, key: str, block: Any) -> int:
+    value = _single(pattern, key, block)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise PolicyError(f"path {pattern!r}: {key} must be a duration such as 30s or 5m")
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise PolicyError(f"path {pattern!r}: {key}: {exc}") from None
+    if seconds < 0:
+        raise PolicyError(f"path {pattern!r}: {key} cannot be negative")
+    return seconds
+
+
 def _validate_pattern(pattern: str) -> str:
     if pattern.startswith("/"):
         pattern = pattern.lstrip("/")
@@ -441,7 +460,16 @@ def _parse_rule(raw_pattern: str, block: Mapping[str, Any]) -> PathRule:
     if "required_parameters" in block:
         with _at_line(_line(block, "required_parameters")):
             required = _parse_required(pattern, block)
-    return PathRule(pattern, caps, allowed, denied, required)
+    wrap_min = wrap_max = 0
+    if "min_wrapping_ttl" in block:
+        with _at_line(_line(block, "min_wrapping_ttl")):
+            wrap_min = _parse_wrapping_ttl(pattern, "min_wrapping_ttl", block)
+    if "max_wrapping_ttl" in block:
+        with _at_line(_line(block, "max_wrapping_ttl")):
+            wrap_max = _parse_wrapping_ttl(pattern, "max_wrapping_ttl", block)
+    if wrap_min and wrap_max and wrap_max < wrap_min:
+        raise PolicyError(f"path {pattern!r}: max_wrapping_ttl cannot be less than min_wrapping_ttl")
+    return PathRule(pattern, caps, allowed, denied, required, wrap_min, wrap_max)
 
 
 # --------------------------------------------------------------------------
@@ -473,6 +501,9 @@ def _merge_rules(a: PathRule, b: PathRule) -> PathRule:
         _merge_parameter_maps(a.allowed_parameters, b.allowed_parameters),
         _merge_parameter_maps(a.denied_parameters, b.denied_parameters),
         tuple(dict.fromkeys(a.required_parameters + b.required_parameters)),
+        # As in Vault: the lowest minimum and the highest maximum of the policies win.
+        min((t for t in (a.min_wrapping_ttl, b.min_wrapping_ttl) if t), default=0),
+        max(a.max_wrapping_ttl, b.max_wrapping_ttl),
     )
 
 
@@ -680,4 +711,5 @@ class ACL:
         if data is not None and operation in _PARAMETER_CHECKED_OPERATIONS:
             if not _check_parameters(rule, data):
                 return ACLResult(allowed=False, sudo=sudo, capabilities=caps, pattern=rule.pattern)
-        return ACLResult(allowed=True, sudo=sudo, capabilities=caps, pattern=rule.pattern)
+        return ACLResult(allowed=True, sudo=sudo, capabilities=caps, pattern=rule.pattern,
+                         min_wrapping_ttl=rule.min_wrapping_ttl, max_wrapping_ttl=rule.max_wrapping_ttl)

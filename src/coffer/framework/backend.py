@@ -41,6 +41,9 @@ Handler = Callable[[Request, FieldData], Awaitable[Response | None]]
 ExistenceCheck = Callable[[Request, dict[str, str]], Awaitable[bool]]
 Rollback = Callable[[Request, str, dict[str, Any]], Awaitable[None]]
 Periodic = Callable[[Request], Awaitable[None]]
+#: An auth method's answer to the renewal of a token it issued (``req.auth``): raise to refuse, answer
+#: ``Response(auth=Auth(...))`` with the TTLs to apply now, or None to keep the token's own.
+AuthRenew = Callable[[Request], Awaitable[Response | None]]
 
 # Building blocks for patterns, named like the captures they make.
 NAME = r"\w(?:[\w.-]*\w)?"
@@ -173,6 +176,7 @@ class Backend:
         sudo_paths: tuple[str, ...] = (),
         rollback: Rollback | None = None,
         periodic: Periodic | None = None,
+        renew_auth: AuthRenew | None = None,
     ) -> None:
         self.paths = paths
         self.help = help
@@ -182,6 +186,8 @@ class Backend:
         self.rollback = rollback
         #: Runs on core's periodic tick (rotations, clean-ups).
         self.periodic = periodic
+        #: Checks (and may refuse) the renewal of a token this auth method issued.
+        self.renew_auth = renew_auth
 
     # -- the Engine contract ---------------------------------------------------
 
@@ -191,6 +197,8 @@ class Backend:
 
     async def handle(self, req: Request) -> Response | None:
         op = req.operation
+        if op == RENEW and req.auth is not None:
+            return await self.renew_auth(req) if self.renew_auth is not None else None
         if op in (RENEW, REVOKE):
             return await self._secret_operation(req)
         if op == ROLLBACK:

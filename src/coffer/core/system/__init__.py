@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from coffer.core.system import audit, capabilities, keys, leases, lifecycle, mounts, policies
+from coffer.core.system import audit, capabilities, keys, leases, lifecycle, mounts, policies, wrapping
 from coffer.framework.backend import Backend
 
 if TYPE_CHECKING:
@@ -24,14 +24,15 @@ def system_backend(core: Core) -> Backend:
     return Backend(
         [
             *lifecycle.paths(core),
-            *mounts.paths(core.router, core.expiration),
+            *mounts.paths(core.router, core.expiration, core.tokens),
             *policies.paths(core.policies),
             *capabilities.paths(core.tokens, core.policies),
             *audit.paths(core.audit),
             *keys.paths(core.barrier, core.router),
             *leases.paths(core.expiration),
+            *wrapping.paths(core.wrapping),
         ],
         help=HELP,
-        unauthenticated=lifecycle.UNAUTHENTICATED,
+        unauthenticated=(*lifecycle.UNAUTHENTICATED, *wrapping.UNAUTHENTICATED),
         sudo_paths=(*lifecycle.SUDO, *mounts.SUDO, *audit.SUDO, *keys.SUDO, *leases.SUDO),
     )
