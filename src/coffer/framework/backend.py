@@ -277,8 +277,10 @@ class Backend:
 
     def _help(self, req: Request) -> Response:
         rel = req.relative_path
+        if not rel.strip("/"):  # the mount root: the engine's own help, as Vault answers
+            return self.help_response(None, req)
         path = next((p for p in self.paths if p.regex.fullmatch(rel)), None)
-        if path is None and rel.strip("/"):
+        if path is None:
             raise NotFound(f'no help for "{req.path}": unsupported path')
         return self.help_response(path, req)
 
