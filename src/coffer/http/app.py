@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from coffer.core.core import Core
-from coffer.errors import CofferError, InvalidRequest, UnsupportedOperation
+from coffer.errors import CofferError, InvalidRequest, Throttled, UnsupportedOperation
 from coffer.framework.request import DELETE, HELP, LIST, READ, UPDATE, Request, Response
 from coffer.http.body import BodyLimits, BodyReader
 
@@ -107,16 +107,17 @@ class App:
         if scope["type"] != "http":
             return
         method = scope["method"]
-        status, payload = await self._serve(scope, receive)
+        extra: list[tuple[bytes, bytes]] = []
+        status, payload = await self._serve(scope, receive, extra)
         if not 200 <= status <= 599:  # granian aborts the whole process on an invalid status
             log.error("refusing to send status %s for %s %s", status, method, scope.get("path"))
             status, payload = 500, {"errors": [f"internal error: a handler answered HTTP status {status}"]}
         if payload is None:
-            await send({"type": "http.response.start", "status": status, "headers": _EMPTY_HEADERS})
+            await send({"type": "http.response.start", "status": status, "headers": _EMPTY_HEADERS + extra})
             await send({"type": "http.response.body", "body": b""})
             return
         body = orjson.dumps(payload)
-        await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+        await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS + extra})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
@@ -128,7 +129,8 @@ class App:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _serve(self, scope: dict[str, Any], receive: Any) -> tuple[int, Any]:
+    async def _serve(self, scope: dict[str, Any], receive: Any,
+                     extra_headers: list[tuple[bytes, bytes]]) -> tuple[int, Any]:
         method = scope["method"]
         req = None
         try:
@@ -170,6 +172,8 @@ class App:
                 req.data.update({k: v for k, v in query.items() if k not in ("list", "help")})
             resp = await self.core.handle(req)
         except CofferError as exc:
+            if isinstance(exc, Throttled):
+                extra_headers.append((b"retry-after", str(max(1, int(exc.retry_after))).encode()))
             return exc.status, {"errors": exc.messages}
         except Exception:
             request_id = req.request_id if req else "-"
