@@ -82,7 +82,7 @@ class Clients:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a client's credentials may be built while the client is
         self._cache: dict[str, Any] = {}
 
     def _cached(self, key: str, build: Callable[[], Any]) -> Any:
@@ -235,7 +235,7 @@ class Clients:
 
 
 def should_fail_over(exc: BaseException) -> bool:
-    if isinstance(exc, NO_ANSWER | EndpointDown):
+    if isinstance(exc, (*NO_ANSWER, EndpointDown)):
         return True
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
