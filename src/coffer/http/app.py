@@ -6,6 +6,7 @@ to data, results and errors to Vault's JSON envelope and status codes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -93,6 +94,14 @@ def envelope(req: Request, resp: Response) -> dict[str, Any]:
     return body
 
 
+#: A request still running after this many seconds is watched for its client disconnecting.
+WATCH_AFTER = 0.05
+
+
+class _ClientGone(Exception):
+    """The client of a running request disconnected."""
+
+
 class App:
     """The ASGI callable. One per server; it holds the core."""
 
@@ -170,7 +179,9 @@ class App:
                 del body
             if operation == READ or operation == LIST:
                 req.data.update({k: v for k, v in query.items() if k not in ("list", "help")})
-            resp = await self.core.handle(req)
+            resp = await self._handle_until_gone(req, receive)
+        except _ClientGone:
+            return 499, None  # nobody is listening any more
         except CofferError as exc:
             if isinstance(exc, Throttled):
                 extra_headers.append((b"retry-after", str(max(1, int(exc.retry_after))).encode()))
@@ -180,6 +191,39 @@ class App:
             log.exception("internal error serving %s %s (request %s)", method, scope.get("path"), request_id)
             return 500, {"errors": [f"internal error; the server log has details (request id {request_id})"]}
         return self._render(req, resp)
+
+    async def _handle_until_gone(self, req: Request, receive: Any) -> Response | None:
+        """``core.handle(req)``; a request still running after WATCH_AFTER is cancelled when its client
+        disconnects (granian does not cancel it), so slow work nobody waits for is dropped."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        watcher: asyncio.Task[None] | None = None
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            if task is not None:
+                task.cancel()
+
+        def start() -> None:
+            nonlocal watcher
+            watcher = loop.create_task(watch())
+
+        timer = loop.call_later(WATCH_AFTER, start)
+        try:
+            return await self.core.handle(req)
+        except asyncio.CancelledError:
+            if not gone or task is None:
+                raise
+            task.uncancel()
+            raise _ClientGone() from None
+        finally:
+            timer.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
     def _render(self, req: Request, resp: Response | None) -> tuple[int, Any]:
         if resp is None:

@@ -280,6 +280,7 @@ class Runtime:
         self._breakers_lock = threading.Lock()
         self._interrupted = ""
         self._waits: set[asyncio.Future[Any]] = set()
+        self._cut: set[asyncio.Future[Any]] = set()  # waits ended by interrupt()
         self._tickets: set[Ticket] = set()
         _runtimes.add(self)
 
@@ -301,8 +302,6 @@ class Runtime:
 
     def _before_send(self, breaker: Breaker, **kwargs: Any) -> None:
         ticket = current_ticket()
-        if self._interrupted:
-            raise Abandoned(self._interrupted)
         if ticket is not None:
             ticket.check()
         breaker.before()
@@ -321,8 +320,8 @@ class Runtime:
     # -- the async side -----------------------------------------------------------
 
     def admit(self, lane: str) -> None:
-        """Refuse (503) a new operation the lane has no room for, or any while the server is stopping."""
-        if self._interrupted:
+        """Refuse (503) a new operation the lane has no room for, or a new issue while the server is stopping."""
+        if self._interrupted and lane == ISSUE:
             raise RetryLater(f"{self._interrupted}; retry shortly")
         worker_lane = self.lanes[lane]
         if worker_lane.pending >= worker_lane.limit:
@@ -341,19 +340,18 @@ class Runtime:
         try:
             return await fut
         except asyncio.CancelledError:
-            if self._interrupted and fut.cancelled():
+            if fut in self._cut:
                 raise RetryLater(f"{self._interrupted}; retry shortly") from None
             ticket.cancel("its client went away")
             self.pacer.wake()
             raise
         finally:
             self._waits.discard(fut)
+            self._cut.discard(fut)
             self._tickets.discard(ticket)
 
     async def sleep(self, seconds: float) -> None:
         """``asyncio.sleep`` that ends early (503) when the server is stopping."""
-        if self._interrupted:
-            raise RetryLater(f"{self._interrupted}; retry shortly")
         fut = asyncio.get_running_loop().create_future()
         self._waits.add(fut)
         def wake() -> None:
@@ -364,18 +362,22 @@ class Runtime:
         try:
             await fut
         except asyncio.CancelledError:
-            if self._interrupted and fut.cancelled():
+            if fut in self._cut:
                 raise RetryLater(f"{self._interrupted}; retry shortly") from None
             raise
         finally:
             handle.cancel()
             self._waits.discard(fut)
+            self._cut.discard(fut)
 
     def interrupt(self, reason: str) -> None:
+        """End every wait now (503) and refuse new issues; revocation stays possible (a dev server revokes
+        its leases as it stops)."""
         self._interrupted = reason
         for ticket in list(self._tickets):
             ticket.cancel(reason)
         for fut in list(self._waits):
+            self._cut.add(fut)
             fut.cancel()
         self.pacer.wake()
 
