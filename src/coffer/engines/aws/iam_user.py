@@ -45,6 +45,7 @@ CONSISTENCY_WINDOW = 300.0
 SEEN_PREFIX = "teardown-seen/"
 #: An abandoned issue's worker thread is done by then (three attempts, each bounded by the SDK timeouts).
 ABANDONED_SETTLE = 3 * (CONNECT_TIMEOUT + READ_TIMEOUT) + 5
+ABANDONED_PER_TICK = 10
 
 
 #: Listings every IAM endpoint has; the others may be missing from IAM look-alikes.
@@ -336,7 +337,7 @@ class IamUsers:
 
     async def tidy_abandoned(self, req: Request) -> None:
         """Remove what issues given up by their clients left behind (once their threads are surely done)."""
-        due = [a for a in self.aws.abandoned if time.time() - a.at > ABANDONED_SETTLE]
+        due = [a for a in self.aws.abandoned if time.time() - a.at > ABANDONED_SETTLE][:ABANDONED_PER_TICK]
         if not due:
             return
         config = await self.aws.config(req.storage)
@@ -345,7 +346,7 @@ class IamUsers:
                 await self.aws.runtime.call(REVOKE, self._delete, config, item.username)
             except UserGone:
                 pass
-            except StepError:
-                continue  # next tick (the WAL rollback covers it too)
+            except (StepError, CofferError):
+                return  # AWS is in trouble: next tick (the WAL rollback covers these too)
             await req.storage.batch([Delete(item.live_key), Delete(wal.WAL_PREFIX + item.wal_id)])
             self.aws.abandoned.remove(item)
