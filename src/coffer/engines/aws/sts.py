@@ -101,10 +101,25 @@ class Sts:
         self._max_session[role_arn] = (time.monotonic(), seconds)
         return seconds
 
-    def _prepare(self, config: dict[str, Any], role: Role, kind: str, role_arn: str) -> dict[str, Any]:
+    def _prepare(self, config: dict[str, Any], role: Role, kind: str, role_arn: str, asked: int) -> dict[str, Any]:
         policy, arns = self._policies(config, role) if kind != SESSION_TOKEN else ("", [])
+        # A role's MaxSessionDuration is at least an hour: it matters only for longer asks.
+        wanted = kind == ASSUMED_ROLE and asked > 3600
         return {"policy": policy, "arns": arns, "temporary": self.aws.clients.root_is_temporary(config),
-                "max_session": self._role_max_session(config, role_arn) if kind == ASSUMED_ROLE else 0}
+                "max_session": self._role_max_session(config, role_arn) if wanted else 0}
+
+    @staticmethod
+    def _prepared_here(config: dict[str, Any], role: Role, kind: str, asked: int) -> dict[str, Any] | None:
+        """What _prepare answers, when it needs no AWS call and no credential lookup (the common case)."""
+        if role.iam_groups or (kind == ASSUMED_ROLE and asked > 3600):
+            return None
+        if not (config.get("access_key") and config.get("secret_key")):
+            return None  # the credential chain: is it temporary?
+        if config.get("role_arn") or config["access_key"].startswith("ASIA"):
+            return None
+        policy = role.policy_document if kind != SESSION_TOKEN else ""
+        arns = list(role.policy_arns) if kind != SESSION_TOKEN else []
+        return {"policy": policy, "arns": arns, "temporary": "", "max_session": 0}
 
     def _get(self, config: dict[str, Any], kind: str, params: dict[str, Any]) -> dict[str, Any]:
         operation = {ASSUMED_ROLE: "assume_role", FEDERATION_TOKEN: "get_federation_token",
@@ -125,11 +140,14 @@ class Sts:
         display = req.token.display_name if req.token else "token"
         template = config.get("username_template", "")
         aws.runtime.admit(ISSUE)
-        try:
-            prepared = await aws.runtime.call(ISSUE, self._prepare, config, role, kind, role_arn,
-                                              deadline=ISSUE_DEADLINE)
-        except StepError as exc:
-            raise client_error(exc, ISSUE) from None
+        asked = d["ttl"] or role.default_sts_ttl or DEFAULT_TTL
+        prepared = self._prepared_here(config, role, kind, asked)
+        if prepared is None:
+            try:
+                prepared = await aws.runtime.call(ISSUE, self._prepare, config, role, kind, role_arn, asked,
+                                                  deadline=ISSUE_DEADLINE)
+            except StepError as exc:
+                raise client_error(exc, ISSUE) from None
         if prepared["temporary"] and kind in (FEDERATION_TOKEN, SESSION_TOKEN):
             raise InvalidRequest(self._temporary_message(kind, prepared["temporary"]))
         warnings: list[str] = []
