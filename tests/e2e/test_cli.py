@@ -323,8 +323,8 @@ def test_lease_lookup_renew_and_prefix_progress(aws, moto):
 # --------------------------------------------------------------------------- reading and writing
 
 
-def test_write_read_list_delete_and_inputs(cli, tmp_path):
-    base = f"secret/{unique('cli')}"
+def test_write_read_list_delete_and_inputs(cli, kv1, tmp_path):
+    base = f"{kv1}/{unique('cli')}"
     assert cli.ok("write", f"{base}/hello", "value=world").out == f"Success! Data written to: {base}/hello\n"
     assert cli.ok("read", f"{base}/hello").out == "Key    Value\nvalue  world\n"  # README's example, exactly
     cli.ok("write", f"{base}/plain", "b=2", "a=1", "c_long_key=3")
@@ -356,8 +356,8 @@ def test_write_read_list_delete_and_inputs(cli, tmp_path):
     assert nothing.code == 2 and "No value found" in nothing.err
 
 
-def test_json_and_yaml_envelope(cli):
-    path = f"secret/{unique('fmt')}"
+def test_json_and_yaml_envelope(cli, kv1):
+    path = f"{kv1}/{unique('fmt')}"
     cli.ok("write", path, "value=world", "n=1")
     body = cli.json("read", path)
     assert set(body) == ENVELOPE and body["data"] == {"value": "world", "n": "1"} and body["mount_type"] == "kv"
@@ -380,8 +380,8 @@ def test_bad_inputs_are_usage_errors(cli):
 # --------------------------------------------------------------------------- address and token
 
 
-def test_address_and_token_precedence(dev_server, tmp_path):
-    path = f"secret/{unique('env')}"
+def test_address_and_token_precedence(dev_server, kv1, tmp_path):
+    path = f"{kv1}/{unique('env')}"
     cli = Cli(tmp_path, None, None)
     addr = dev_server.addr
     assert cli.ok("write", path, "v=1", env={"VAULT_ADDR": addr, "VAULT_TOKEN": ROOT_TOKEN}).code == 0

@@ -23,6 +23,7 @@ from coffer.framework.request import (
     DELETE,
     HELP,
     LIST,
+    PATCH,
     PERIODIC,
     READ,
     RENEW,
@@ -50,7 +51,8 @@ def match_name(group: str = "name") -> str:
     return rf"(?P<{group}>{NAME})"
 
 
-_HTTP_FOR_OP: dict[str, str] = {READ: "get", LIST: "get", CREATE: "post", UPDATE: "post", DELETE: "delete"}
+_HTTP_FOR_OP: dict[str, str] = {READ: "get", LIST: "get", CREATE: "post", UPDATE: "post", DELETE: "delete",
+                                 PATCH: "patch"}
 
 
 @dataclass
@@ -306,8 +308,9 @@ class Backend:
                                             "schema": {"type": "string", "enum": ["true"]}}]
                     item["get" if READ not in p.operations else "x-list"] = entry
                     continue
-                if verb == "post" and body:
-                    entry["requestBody"] = {"content": {"application/json": {"schema": {
+                if verb in ("post", "patch") and body:
+                    media = "application/merge-patch+json" if verb == "patch" else "application/json"
+                    entry["requestBody"] = {"content": {media: {"schema": {
                         "type": "object", "properties": body,
                         "required": sorted(n for n, f in p.fields.items() if f.required and n not in params),
                     }}}}
