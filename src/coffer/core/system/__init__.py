@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from coffer.core.system import audit, capabilities, keys, leases, lifecycle, mounts, policies
+from coffer.core.system import audit, capabilities, keys, leases, lifecycle, mounts, policies, ui_mounts
 from coffer.framework.backend import Backend
 
 if TYPE_CHECKING:
@@ -30,8 +30,9 @@ def system_backend(core: Core) -> Backend:
             *audit.paths(core.audit),
             *keys.paths(core.barrier, core.router),
             *leases.paths(core.expiration),
+            *ui_mounts.paths(core.router, core.tokens, core.policies),
         ],
         help=HELP,
-        unauthenticated=lifecycle.UNAUTHENTICATED,
+        unauthenticated=(*lifecycle.UNAUTHENTICATED, *ui_mounts.UNAUTHENTICATED),
         sudo_paths=(*lifecycle.SUDO, *mounts.SUDO, *audit.SUDO, *keys.SUDO, *leases.SUDO),
     )
