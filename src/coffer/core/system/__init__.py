@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from coffer.core.system import audit, capabilities, keys, leases, lifecycle, mounts, policies, ui_mounts
+from coffer.core.system import (
+    audit,
+    capabilities,
+    keys,
+    leases,
+    lifecycle,
+    mounts,
+    policies,
+    rootkeys,
+    ui_mounts,
+)
 from coffer.framework.backend import Backend
 
 if TYPE_CHECKING:
@@ -24,6 +34,7 @@ def system_backend(core: Core) -> Backend:
     return Backend(
         [
             *lifecycle.paths(core),
+            *rootkeys.paths(core),
             *mounts.paths(core.router, core.expiration),
             *policies.paths(core.policies),
             *capabilities.paths(core.tokens, core.policies),
@@ -33,6 +44,6 @@ def system_backend(core: Core) -> Backend:
             *ui_mounts.paths(core.router, core.tokens, core.policies),
         ],
         help=HELP,
-        unauthenticated=(*lifecycle.UNAUTHENTICATED, *ui_mounts.UNAUTHENTICATED),
-        sudo_paths=(*lifecycle.SUDO, *mounts.SUDO, *audit.SUDO, *keys.SUDO, *leases.SUDO),
+        unauthenticated=(*lifecycle.UNAUTHENTICATED, *rootkeys.UNAUTHENTICATED, *ui_mounts.UNAUTHENTICATED),
+        sudo_paths=(*lifecycle.SUDO, *rootkeys.SUDO, *mounts.SUDO, *audit.SUDO, *keys.SUDO, *leases.SUDO),
     )
