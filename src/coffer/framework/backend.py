@@ -73,7 +73,8 @@ class Path:
         # Every named capture is also a string field of the path (declared ones keep their own text).
         fields = dict(self.fields)
         for group in self.regex.groupindex:
-            fields.setdefault(group, Field(FieldType.STRING, f"Path parameter {group}.", required=True))
+            fields.setdefault(group, Field(FieldType.STRING, _capture_description(self.pattern, group),
+                                           required=True))
         self.fields = fields
         operations: dict[str, Handler] = {}
         for op, handler in self.operations.items():
@@ -102,6 +103,15 @@ class Path:
                     lines.append(f"    {f.description}")
                 lines.append("")
         return "\n".join(lines).rstrip() + "\n"
+
+
+def _capture_description(pattern: str, group: str) -> str:
+    """A sentence for a path parameter no engine described: where in the path it comes from."""
+    before = openapi_template(pattern[: pattern.find(f"(?P<{group}>")])
+    word = group.replace("_", " ")
+    if not before:
+        return f"The {word}: the path itself, e.g. my-{group.replace('_', '-')}."
+    return f'The {word} in the path, after "{before}" (as in {before}my-{group.replace("_", "-")}).'
 
 
 def openapi_template(pattern: str) -> str:

@@ -88,13 +88,16 @@ async def get_lease(req: Request, d: FieldData) -> Response | None:
 PATHS = [
     Path("config/root", {"read": get_root, "write": write_root}, {
         "access_key": Field(S, "Access key ID of the IAM user coffer acts as.", default=""),
-        "secret_key": Field(S, "Its secret access key (never returned).", default=""),
+        "secret_key": Field(S, "The secret access key that goes with access_key; a read never returns it.", default=""),
         "region": Field(S, "AWS region; else AWS_REGION, AWS_DEFAULT_REGION, then us-east-1.", default=""),
-        "iam_endpoint": Field(S, "A custom IAM endpoint URL.", default=""),
-        "sts_endpoint": Field(S, "A custom STS endpoint URL.", default=""),
-        "sts_region": Field(S, "Region for STS calls (default: region).", default=""),
+        "iam_endpoint": Field(S, "The address of the IAM API, for a private endpoint or an AWS-compatible service "
+                                 "(default: AWS's own).", default=""),
+        "sts_endpoint": Field(S, "The address of the STS API, for a private endpoint or an AWS-compatible service "
+                                 "(default: AWS's own).", default=""),
+        "sts_region": Field(S, "The region STS calls are made in (default: the region above).", default=""),
         "max_retries": Field(I, "Retries for recoverable AWS errors (-1: the SDK's default).", default=-1),
-        "username_template": Field(S, "Template for IAM user names (Vault's syntax).", default=""),
+        "username_template": Field(S, "How IAM user names are made, in Vault's template syntax (at most 64 "
+                                      "characters).", default=""),
         "tag_users": Field(B, "Tag each IAM user with coffer's mount, role and lease id (needs iam:TagUser).",
                            default=False),
     }, synopsis="Configure the root credentials coffer uses to create IAM users.",
@@ -102,8 +105,8 @@ PATHS = [
                     "(environment, shared credentials file, instance or task role). Reading never returns "
                     "secret_key."),
     Path("config/lease", {"read": get_lease, "write": write_lease}, {
-        "lease": Field(D, "Default lease of IAM user keys, e.g. 1h."),
-        "lease_max": Field(D, "Maximum lease (renewals stop there), e.g. 24h."),
+        "lease": Field(D, "How long IAM user keys live unless asked otherwise, e.g. 1h."),
+        "lease_max": Field(D, "The longest IAM user keys may live; renewals stop there, e.g. 24h."),
     }, synopsis="Configure how long IAM user keys live.",
         description="Without this, keys live 1 hour (or the mount's tuned default_lease_ttl)."),
 ]

@@ -157,10 +157,11 @@ async def role_exists(req: Request, captures: dict[str, str]) -> bool:
 
 
 ROLE_FIELDS = {
-    "credential_type": Field(S, "iam_user (the STS types come later).", default=""),
+    "credential_type": Field(S, "What the role makes: iam_user, a new IAM user with an access key per read (the STS "
+                                "types are not supported yet).", default=""),
     "policy_document": Field(RAW, "The IAM policy (JSON) put inline on each user, named after the role."),
-    "policy_arns": Field(L, "Managed policy ARNs attached to each user.", default=[]),
-    "iam_groups": Field(L, "IAM groups each user is added to.", default=[]),
+    "policy_arns": Field(L, "The ARNs of managed policies attached to each user.", default=[]),
+    "iam_groups": Field(L, "The IAM groups each new user is added to (their policies apply to it).", default=[]),
     "iam_tags": Field(KV, "Tags set on each user when it is created (key=value pairs).", default={}),
     "user_path": Field(S, "The IAM path of the users, e.g. /coffer/.", default=""),
     "permissions_boundary_arn": Field(S, "A managed policy ARN set as each user's permissions boundary.",
@@ -168,14 +169,21 @@ ROLE_FIELDS = {
     "wait_for_usable_key": Field(D, "Answer only once AWS accepts the new key, waiting at most this long "
                                     "(e.g. 30s; 0: answer at once). New IAM keys are often refused for 5-10 s.",
                                  default=0),
-    "role_arns": Field(L, "STS only (not supported yet).", default=[]),
-    "default_sts_ttl": Field(D, "STS only (not supported yet).", default=0),
-    "max_sts_ttl": Field(D, "STS only (not supported yet).", default=0),
-    "session_tags": Field(KV, "STS only (not supported yet).", default={}),
-    "external_id": Field(S, "STS only (not supported yet).", default=""),
-    "mfa_serial_number": Field(S, "STS only (not supported yet).", default=""),
-    "policy": Field(RAW, "Deprecated: an IAM policy document, or a managed policy ARN."),
-    "arn": Field(S, "Deprecated: a managed policy ARN."),
+    "role_arns": Field(L, "For assumed_role credentials: the roles they may assume (STS types are not supported yet; "
+                          "stored, unused).", default=[]),
+    "default_sts_ttl": Field(D, "How long STS credentials live by default (STS types are not supported yet; stored, "
+                                "unused).", default=0),
+    "max_sts_ttl": Field(D, "The longest STS credentials may live (STS types are not supported yet; stored, "
+                            "unused).", default=0),
+    "session_tags": Field(KV, "Tags of the session when a role is assumed (STS types are not supported yet; stored, "
+                              "unused).", default={}),
+    "external_id": Field(S, "The external ID given when a role is assumed (STS types are not supported yet; stored, "
+                            "unused).", default=""),
+    "mfa_serial_number": Field(S, "The MFA device whose code session tokens need (STS types are not supported yet; "
+                                  "stored, unused).", default=""),
+    "policy": Field(RAW, "The older form of policy_document or policy_arns: an IAM policy document (JSON) or one "
+                         "managed policy ARN."),
+    "arn": Field(S, "The older form of policy_arns: one managed policy ARN attached to each user."),
 }
 
 PATHS = [
