@@ -36,6 +36,7 @@ bench-full: $(VENV)/.installed-bench wrk
 	$(PY) bench/run.py --full
 
 run: $(VENV)/.installed
+	@echo 'The CLI is $(VENV)/bin/coffer; to type just coffer in another terminal, paste: source $(CURDIR)/$(VENV)/bin/activate'
 	$(VENV)/bin/coffer server -dev
 
 test: $(VENV)/.installed-test
