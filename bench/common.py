@@ -302,10 +302,11 @@ def ensure_wrk(allow_install: bool = True) -> str | None:
 
 def load(port: int, path: str, *, seconds: float, connections: int = 32, method: str = "GET",
          body: bytes = b"", token: str = "", lua: str = "get.lua", limit_per_thread: int = 0,
-         threads: int = 2, timeout_s: int = 10) -> LoadResult:
+         threads: int = 2, timeout_s: int = 10, env: dict[str, str] | None = None) -> LoadResult:
     """Closed-loop load on ``http://127.0.0.1:port{path}``: wrk (with ``lua``) if present, else loadgen.
 
-    ``limit_per_thread`` (creds.lua): each wrk thread stops after that many answers.
+    ``limit_per_thread`` (creds.lua, request.lua): each wrk thread stops after that many answers.
+    ``env``: more variables for the wrk script (request.lua reads BENCH_METHOD and BENCH_BODY).
     """
     if WRK:
         args = [WRK, f"-t{threads}", f"-c{connections}", f"-d{max(1, math.ceil(seconds))}s", f"--timeout={timeout_s}s", "--latency",
@@ -314,7 +315,7 @@ def load(port: int, path: str, *, seconds: float, connections: int = 32, method:
 
         done_dir = tempfile.mkdtemp(prefix="wrk-done-")
         env = {**os.environ, "BENCH_TOKEN": token, "BENCH_LIMIT_PER_THREAD": str(limit_per_thread),
-               "BENCH_DONE_DIR": done_dir}
+               "BENCH_DONE_DIR": done_dir, **(env or {})}
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 preexec_fn=_die_with_parent)
         PROCS.append(proc)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import BENCH_DIR, Row, log  # noqa: E402
 
-BENCHMARKS = ("kv", "aws", "leases")
+BENCHMARKS = ("kv", "aws", "leases", "peers")
 
 
 def machine() -> dict[str, Any]:
@@ -84,7 +84,7 @@ def plain_table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="coffer benchmarks (coffer vs a baseline, side by side)")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="quick sizes (the default; `make bench`)")
@@ -95,7 +95,9 @@ def main() -> int:
     parser.add_argument("--no-results", action="store_true", help="do not append to RESULTS.md")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile of a missed KV target")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (databases, logs)")
-    args = parser.parse_args()
+    parser.add_argument("--peers-data", type=Path, metavar="DIR",
+                        help="peers: keep the prepared lease data here and reuse it in later runs of the same size")
+    args = parser.parse_args(argv)
     quick = not args.full
     mode = "quick" if quick else "full"
     only = args.only or list(BENCHMARKS)
@@ -106,6 +108,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, terminate)
     common.ensure_wrk()
     info = machine()
+    if "peers" in only:
+        try:
+            import peers
+
+            info["openbao"] = peers.bao_version()
+        except Exception as exc:  # noqa: BLE001 - the peers benchmark itself reports what is missing
+            info["openbao"] = f"unavailable ({exc})"
     workdir = Path(tempfile.mkdtemp(prefix="coffer-bench-"))
     started = datetime.datetime.now().astimezone()
     t_start = time.monotonic()
@@ -128,6 +137,12 @@ def main() -> int:
                             if any(r.passed is False and f"KV {kind}" in r.name for r in got):
                                 log(f"kv: {kind} target missed: profiling coffer under that load (py-spy)")
                                 profiles[f"KV {kind}"] = kv_bench.profile(workdir, kind)
+                elif name == "peers":
+                    import peers
+
+                    got, raw[name] = peers.run(workdir, quick=quick, reps=args.reps, profile=not args.no_profile,
+                                               data_dir=args.peers_data)
+                    profiles.update({f"peers: {k}": v for k, v in raw[name].pop("profiles", {}).items()})
                 elif name == "aws":
                     import aws_bench
 
@@ -161,12 +176,17 @@ def main() -> int:
         block = [f"## {started:%Y-%m-%d %H:%M %Z}: {mode} run ({', '.join(only)}), {total:.0f} s", "",
                  "Machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()) + ".",
                  f"Every figure: median (min, max) over {args.reps} repetitions unless the row says 1 run. "
-                 "coffer and its baseline ran side by side, interleaved, in this one run.",
-                 "AWS: moto (IAM auth enforced) behind bench/latency_proxy.py, which adds "
-                 f"{getattr(sys.modules.get('aws_bench'), 'DELAY_MS', 50)} ms to EVERY AWS call of both coffer "
-                 "and the direct boto3 baseline (real IAM answers in ~50-150 ms; moto in a few ms of CPU); "
-                 "the no-delay rows talk to moto directly.", "",
-                 table(rows), "",
+                 "coffer and its baseline ran side by side, interleaved, in this one run."]
+        if "aws" in only:
+            block += ["AWS: moto (IAM auth enforced) behind bench/latency_proxy.py, which adds "
+                      f"{getattr(sys.modules.get('aws_bench'), 'DELAY_MS', 50)} ms to EVERY AWS call of both coffer "
+                      "and the direct boto3 baseline (real IAM answers in ~50-150 ms; moto in a few ms of CPU); "
+                      "the no-delay rows talk to moto directly."]
+        if "peers" in only:
+            block += [f"Peers: the baseline is OpenBao ({info.get('openbao')}), same machine, same load generator: "
+                      "in-memory rows coffer -dev vs bao -dev, durable rows coffer on SQLite vs bao on raft (one "
+                      "node); ratios are coffer / OpenBao per repetition (min-max over repetitions)."]
+        block += ["", table(rows), "",
                  "Time per benchmark: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ".", ""]
         for title, text in profiles.items():
             block += [f"<details><summary>py-spy profile of coffer: {title} (target missed)</summary>", "",
@@ -184,10 +204,14 @@ def main() -> int:
     return 1 if any(r.name.endswith("benchmark failed") for r in rows) else 0
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> int:
     try:
-        sys.exit(main())
+        return main(argv)
     except KeyboardInterrupt:
         common.stop_all()
         print("interrupted; every process started was stopped", file=sys.stderr)
-        sys.exit(130)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

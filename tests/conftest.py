@@ -145,18 +145,24 @@ def init_and_unseal(server: CofferProcess, shares: int = 1, threshold: int = 1) 
 PLUGIN_DIR = Path(__file__).parent / "plugins"
 
 
-@pytest.fixture
-def lease_server(tmp_path: Path) -> Iterator[CofferProcess]:
+def start_lease_server(tmp_path: Path, extra: str = "") -> CofferProcess:
     """An initialized, unsealed SQLite server with the test engine mounted at ``things/``.
 
     ``server.unseal_key`` and ``server.root_token`` allow restarts.
     """
     port = free_port()
-    config = write_config(tmp_path, port, extra=f'plugin_directory = "{PLUGIN_DIR}"')
+    config = write_config(tmp_path, port, extra=f'plugin_directory = "{PLUGIN_DIR}"\n{extra}')
     server = CofferProcess(["-config", str(config)], port, tmp_path).start()
     keys, root = init_and_unseal(server)
     server.unseal_key, server.root_token = keys[0], root
     server.request("POST", "sys/mounts/things", token=root, json={"type": "leasetest"}).raise_for_status()
+    return server
+
+
+@pytest.fixture
+def lease_server(tmp_path: Path) -> Iterator[CofferProcess]:
+    """See ``start_lease_server``."""
+    server = start_lease_server(tmp_path)
     yield server
     server.stop()
 

@@ -86,9 +86,17 @@ def default_timeout() -> float:
 
 
 def save_token(token: str) -> Path:
+    """Write ``token`` to the token file (``~/.coffer-token``), readable by its owner only.
+
+    The file is private from the start: created with mode 0600, and a file
+    already there is made 0600 before the token goes in.
+    """
     path = TOKEN_FILE.expanduser()
-    path.write_text(token)
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fd, 0o600)
+        fh.truncate()
+        fh.write(token)
     return path
 
 
@@ -104,6 +112,8 @@ class Client:
         self.address = (address or default_address()).rstrip("/")
         self.token = token if token is not None else default_token()
         self.timeout = timeout if timeout is not None else default_timeout()
+        #: Ask for every answer wrapped with this TTL (X-Vault-Wrap-TTL), e.g. "5m".
+        self.wrap_ttl: str | None = None
         self._ssl: ssl.SSLContext | None = None
         if self.address.startswith("https://"):
             ctx = ssl.create_default_context(cafile=ca_cert or env("CACERT"))
@@ -124,6 +134,8 @@ class Client:
         headers = {"Content-Type": content_type} if body is not None else {}
         if self.token:
             headers["X-Vault-Token"] = self.token
+        if self.wrap_ttl:
+            headers["X-Vault-Wrap-TTL"] = self.wrap_ttl
         try:
             req = urllib.request.Request(url, data=body, method=method, headers=headers)
         except ValueError as exc:

@@ -28,10 +28,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import hcl
-from hcl.lexer import Lexer as _HclLexer
-
-from coffer.durations import format_duration, parse_duration
+from coffer import hcl
+from coffer.durations import DEFAULT_LEASE_TTL, format_duration, parse_duration
+from coffer.truth import parse_bool
 
 __all__ = [
     "ConfigError",
@@ -44,10 +43,10 @@ __all__ = [
     "SUPPORTED_STORAGE_TYPES",
     "TLS_VERSIONS",
     "load_config",
+    "parse_address",
     "parse_config",
 ]
 
-DEFAULT_LEASE_TTL = 768 * 3600  # Vault's 32 days
 DEFAULT_LISTEN_ADDRESS = "127.0.0.1:8200"
 SUPPORTED_STORAGE_TYPES = ("inmem", "sqlite", "postgresql")
 TLS_VERSIONS = ("tls10", "tls11", "tls12", "tls13")
@@ -72,13 +71,14 @@ _TOP_LEVEL_KEYS = frozenset(
         "log_level",
         "disable_mlock",
         "plugin_directory",
+        "allow_audit_log_prefixing",
+        "revocation_retry_window",
     }
 )
 # Vault settings that make no difference to coffer: accepted without comment.
 _TOP_LEVEL_IGNORED = frozenset(
     {
         "administrative_namespace_path",
-        "allow_audit_log_prefixing",
         "cache_size",
         "cluster_cipher_suites",
         "cluster_name",
@@ -126,13 +126,20 @@ _TOP_LEVEL_UNSUPPORTED = {
     "ha_backend": "coffer has no high-availability mode",
 }
 
-_LISTENER_KEYS = frozenset({"address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_min_version"})
+#: Listener limits: Vault's keys and defaults (seconds, bytes), plus coffer's max_connections.
+LISTENER_LIMITS = {
+    "http_read_header_timeout": 10,
+    "http_read_timeout": 30,
+    "http_idle_timeout": 300,
+}
+DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 16384
+DEFAULT_MAX_JSON_DEPTH = 200
+_LISTENER_KEYS = frozenset({"address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_min_version",
+                            "max_request_size", "max_connections", "max_json_depth", *LISTENER_LIMITS})
 _LISTENER_IGNORED = frozenset(
     {
         "cluster_address",
-        "http_idle_timeout",
-        "http_read_header_timeout",
-        "http_read_timeout",
         "http_write_timeout",
         "profiling",
         "telemetry",
@@ -145,7 +152,6 @@ _LISTENER_UNSUPPORTED = frozenset(
         "disable_replication_status_endpoints",
         "disable_request_limiter",
         "max_request_duration",
-        "max_request_size",
         "proxy_protocol_authorized_addrs",
         "proxy_protocol_behavior",
         "redact_addresses",
@@ -166,8 +172,8 @@ _LISTENER_UNSUPPORTED = frozenset(
     }
 )
 
-_TRUE_WORDS = frozenset({"true", "t", "1"})
-_FALSE_WORDS = frozenset({"false", "f", "0"})
+# Top-level keys whose value is a block: the others are single settings.
+_BLOCK_KEYS = frozenset({"storage", "backend", "listener"})
 
 
 class ConfigError(ValueError):
@@ -220,6 +226,15 @@ class ListenerConfig:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_min_version: str = "tls12"
+    #: Seconds allowed to read a request's headers, its body, and between requests on a kept-alive connection.
+    http_read_header_timeout: int = LISTENER_LIMITS["http_read_header_timeout"]
+    http_read_timeout: int = LISTENER_LIMITS["http_read_timeout"]
+    http_idle_timeout: int = LISTENER_LIMITS["http_idle_timeout"]
+    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+    #: Connections served at once (more wait in the kernel's backlog).
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: How deeply a JSON request body may nest.
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
 
 
 @dataclass
@@ -237,6 +252,10 @@ class ServerConfig:
     disable_mlock: bool = True
     #: A folder of Python engine modules (``<type>.py`` exposing ``factory``).
     plugin_directory: str | None = None
+    #: An audit device's ``prefix`` option is refused unless this is set (as Vault >= 1.20.1).
+    allow_audit_log_prefixing: bool = False
+    #: How long a failing revocation is retried before its lease is listed as irrevocable (seconds).
+    revocation_retry_window: int = 24 * 3600
     warnings: list[str] = field(default_factory=list)
 
 
@@ -270,236 +289,33 @@ def parse_config(text: str, source: str = "<config>") -> ServerConfig:
     """Check configuration ``text`` (HCL, or JSON when it starts with ``{``)."""
     if isinstance(text, bytes | bytearray):
         text = bytes(text).decode("utf-8-sig")
-    text = text.removeprefix("\ufeff")
-    layout: _Layout | None = None
-    if not text.strip():
-        data: Any = {}
-    elif text.lstrip().startswith("{"):
-        data = _parse_json(text, source)
-    else:
-        data = _parse_hcl(text, source)
-        layout = _scan_layout(text)
-    if not isinstance(data, dict):
+    try:
+        data = hcl.loads(text)
+    except hcl.HclError as exc:
+        where = exc.opening or exc  # a string or brace never closed: point at where it opens
+        raise ConfigError(where.reason, source=source, line=where.line, column=where.column) from None
+    if not isinstance(data, hcl.Object):
         raise ConfigError("the configuration must be an object of settings", source=source)
-    return _Builder(text, source, layout).build(data)
+    return _Builder(source, data).build()
 
 
-# --------------------------------------------------------------------------
-# Parsing, with positions for errors
+def parse_address(address: str) -> tuple[str, int]:
+    """``host:port`` as (host, port); ValueError unless it is one.
 
-
-def _position(text: str, offset: int) -> tuple[int, int]:
-    """1-based (line, column) of character ``offset`` in ``text``."""
-    offset = max(0, min(offset, len(text)))
-    line = text.count("\n", 0, offset) + 1
-    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return line, column
-
-
-def _parse_json(text: str, source: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(exc.msg, source=source, line=exc.lineno, column=exc.colno) from None
-    except RecursionError:
-        raise ConfigError("the JSON is nested too deeply", source=source) from None
-
-
-# pyhcl's lexer says "Line L, column C, index I: reason" (C 0-based, I the offset);
-# its parser says "Line L, column X: reason" where X is really the offset too.
-_LEXER_ERROR = re.compile(r"Line (\d+), column (\d+), index (\d+): (.*)", re.DOTALL)
-_PARSER_ERROR = re.compile(r"Line (\d+), column (\d+): (.*)", re.DOTALL)
-_EOF_ERROR = re.compile(r"Unexpected end of file(.*)", re.DOTALL)
-
-
-def _parse_hcl(text: str, source: str) -> Any:
-    try:
-        return hcl.loads(text)
-    except ValueError as exc:
-        raise _hcl_syntax_error(str(exc), text, source) from None
-    except RecursionError:
-        raise ConfigError("the HCL is nested too deeply", source=source) from None
-    except Exception as exc:  # pyhcl trips over some shapes with internal errors
-        raise _hcl_shape_error(exc, text, source) from None
-
-
-def _hcl_syntax_error(message: str, text: str, source: str) -> ConfigError:
-    line: int | None
-    column: int | None
-    if m := _LEXER_ERROR.fullmatch(message):
-        reason = m.group(4)
-        offset = int(m.group(3))
-        if reason.startswith("EOF before closing"):
-            # Point at where the string or heredoc was opened, not at the end.
-            opened = _unclosed_literal_start(text)
-            if opened is not None:
-                offset = opened
-            reason = f"this string is never closed ({reason})"
-        line, column = _position(text, offset)
-    elif m := _PARSER_ERROR.fullmatch(message):
-        reason = m.group(3)
-        line, offset = int(m.group(1)), int(m.group(2))
-        if 0 <= offset <= len(text) and _position(text, offset)[0] == line:
-            line, column = _position(text, offset)
-        else:  # a pyhcl that reports real columns, or something else: trust the line only
-            column = None
-    elif m := _EOF_ERROR.fullmatch(message):
-        opener = _unclosed_opener(text)
-        if opener is not None:
-            reason = f'unexpected end of file: this "{text[opener]}" is never closed'
-            line, column = _position(text, opener)
-        else:
-            reason = "unexpected end of file" + m.group(1)
-            body = text.rstrip()
-            line, column = (_position(text, len(body) - 1)[0] if body else 1), None
-    else:
-        reason, line, column = message, None, None
-    return ConfigError(reason, source=source, line=line, column=column)
-
-
-def _unclosed_literal_start(text: str) -> int | None:
-    """Offset of the opening quote (or ``<<``) the HCL lexer ran off the end of."""
-    lexer = _HclLexer()
-    lexer.input(text)
-    after_last = 0
-    try:
-        while lexer.token() is not None:
-            after_last = lexer.lex.lexpos
-    except ValueError:
-        pass
-    i = after_last
-    while i < len(text):  # skip blanks and comments up to the literal
-        if text[i].isspace():
-            i += 1
-        elif text.startswith("#", i) or text.startswith("//", i):
-            end = text.find("\n", i)
-            i = len(text) if end < 0 else end
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = len(text) if end < 0 else end + 2
-        else:
-            return i if text[i] in '"<' else None
-    return None
-
-
-def _unclosed_opener(text: str) -> int | None:
-    """Offset of the innermost ``{`` or ``[`` still open at the end of ``text``."""
-    lexer = _HclLexer()
-    lexer.input(text)
-    stack: list[int] = []
-    try:
-        while (token := lexer.token()) is not None:
-            if token.type in _OPENERS:
-                stack.append(token.lexpos)
-            elif token.type in _CLOSERS and stack:
-                stack.pop()
-    except ValueError:
-        return None
-    return stack[-1] if stack else None
-
-
-def _hcl_shape_error(exc: Exception, text: str, source: str) -> ConfigError:
-    layout = _scan_layout(text)
-    if layout is not None:
-        for key, lines in layout.assignments.items():
-            if key in layout.blocks:
-                block_line = layout.blocks[key][0].line
-                first, second = sorted((lines[0], block_line))
-                return ConfigError(
-                    f'"{key}" is used both as a value and as a block (lines {first} and {second})',
-                    source=source,
-                    line=second,
-                )
-    return ConfigError(f"could not parse the HCL ({type(exc).__name__}: {exc})", source=source)
-
-
-@dataclass
-class _Block:
-    key: str
-    labels: list[str]
-    line: int
-    start: int  # offset range that, parsed alone, gives just this block
-    end: int
-
-
-@dataclass
-class _Layout:
-    """Where each top-level key of an HCL file is; pyhcl's result has no positions."""
-
-    assignments: dict[str, list[int]] = field(default_factory=dict)
-    blocks: dict[str, list[_Block]] = field(default_factory=dict)
-
-    def line_of(self, key: str) -> int | None:
-        lines = [b.line for b in self.blocks.get(key, [])] + self.assignments.get(key, [])
-        return min(lines) if lines else None
-
-
-_OPENERS = ("LEFTBRACE", "LEFTBRACKET")
-_CLOSERS = ("RIGHTBRACE", "RIGHTBRACKET")
-
-
-def _scan_layout(text: str) -> _Layout | None:
-    """Find the top-level ``key = value`` and ``key "label" { }`` statements.
-
-    Used for line numbers in messages and to see repeated blocks, which
-    pyhcl merges into one. Returns None if the text cannot be tokenised.
+    An IPv6 host goes in brackets (``[::1]:8200``, returned without them); an
+    empty host (``:8200``) means every interface, as in Vault, and is returned
+    as ``0.0.0.0``.
     """
-    lexer = _HclLexer()
-    lexer.input(text)
-    tokens = []
-    ends = []
-    try:
-        while (token := lexer.token()) is not None:
-            tokens.append(token)
-            ends.append(lexer.lex.lexpos)
-    except Exception:
-        return None
-
-    layout = _Layout()
-    depth = 0
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        starts_statement = (
-            depth == 0
-            and token.type in ("IDENTIFIER", "STRING")
-            and (i == 0 or tokens[i - 1].type not in ("EQUAL", "COLON"))
-        )
-        if starts_statement:
-            key = str(token.value)
-            line = _position(text, token.lexpos)[0]
-            j = i + 1
-            while j < len(tokens) and tokens[j].type in ("IDENTIFIER", "STRING"):
-                j += 1
-            if j < len(tokens) and tokens[j].type == "LEFTBRACE":
-                close = _matching_close(tokens, j)
-                if close is None:
-                    return None
-                labels = [str(t.value) for t in tokens[i + 1 : j]]
-                start = ends[i - 1] if i else 0
-                layout.blocks.setdefault(key, []).append(_Block(key, labels, line, start, ends[close]))
-                i = close + 1
-                continue
-            if j == i + 1 and j < len(tokens) and tokens[j].type in ("EQUAL", "COLON"):
-                layout.assignments.setdefault(key, []).append(line)
-        if token.type in _OPENERS:
-            depth += 1
-        elif token.type in _CLOSERS:
-            depth -= 1
-        i += 1
-    return layout
-
-
-def _matching_close(tokens: list[Any], open_index: int) -> int | None:
-    depth = 0
-    for k in range(open_index, len(tokens)):
-        if tokens[k].type in _OPENERS:
-            depth += 1
-        elif tokens[k].type in _CLOSERS:
-            depth -= 1
-            if depth == 0:
-                return k
-    return None
+    host, sep, port = address.rpartition(":")
+    valid = bool(sep) and re.fullmatch(r"[0-9]{1,5}", port) is not None and int(port) <= 65535
+    if host.startswith("[") or host.endswith("]"):
+        valid = valid and host.startswith("[") and host.endswith("]") and len(host) > 2
+        host = host[1:-1]
+    elif ":" in host:  # IPv6 hosts need brackets
+        valid = False
+    if not valid:
+        raise ValueError(f'address {json.dumps(address)} must be host:port, such as "127.0.0.1:8200" or "[::1]:8200"')
+    return host or "0.0.0.0", int(port)
 
 
 # --------------------------------------------------------------------------
@@ -507,6 +323,8 @@ def _matching_close(tokens: list[Any], open_index: int) -> int | None:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, hcl.Repeated):
+        return "several values (it is set more than once)"
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, bool):
@@ -523,29 +341,22 @@ def _did_you_mean(key: str, choices: frozenset[str] | set[str]) -> str:
     return f'; did you mean "{close[0]}"?' if close else ""
 
 
+def _lines_of(obj: Any, key: str) -> str:
+    """`` (lines 3, 7)`` when ``key`` was written on several known lines of ``obj``."""
+    lines = obj.lines.get(key, []) if isinstance(obj, hcl.Object) else []
+    return f" (lines {', '.join(map(str, lines))})" if len(lines) > 1 else ""
+
+
 class _Builder:
-    def __init__(self, text: str, source: str, layout: _Layout | None) -> None:
-        self.text = text
+    def __init__(self, source: str, data: hcl.Object) -> None:
         self.source = source
-        self.layout = layout
+        self.data = data
         self.warnings: list[str] = []
 
     # -- reporting
 
     def line_of(self, key: str) -> int | None:
-        return self.layout.line_of(key) if self.layout else None
-
-    def block_of(self, key: str) -> _Block | None:
-        found = self.layout.blocks.get(key) if self.layout else None
-        return found[0] if found else None
-
-    def line_in(self, block: _Block | None, name: str, fallback: int | None) -> int | None:
-        """Line of ``name = ...`` inside ``block``, else ``fallback``."""
-        if block is None:
-            return fallback
-        pattern = rf'(?m)(?:^|[{{,])[ \t]*"?{re.escape(name)}"?[ \t]*[=:{{"]'
-        found = re.compile(pattern).search(self.text, block.start, block.end)
-        return _position(self.text, found.start())[0] if found else fallback
+        return self.data.line_of(key)
 
     def error(self, reason: str, line: int | None = None) -> ConfigError:
         return ConfigError(reason, source=self.source, line=line)
@@ -553,11 +364,21 @@ class _Builder:
     def warn(self, message: str, line: int | None = None) -> None:
         self.warnings.append(_where(self.source, line) + message)
 
+    def single(self, what: str, body: dict[str, Any], key: str, line: int | None) -> Any:
+        """``body[key]``, refusing a key written more than once."""
+        value = body[key]
+        if isinstance(value, hcl.Repeated):
+            raise self.error(f"{what} is set more than once{_lines_of(body, key)}", line)
+        return value
+
     # -- the whole file
 
-    def build(self, data: dict[str, Any]) -> ServerConfig:
+    def build(self) -> ServerConfig:
+        data = self.data
         for key in data:
             self.check_top_level_key(str(key))
+        for key in list(data):
+            self.check_repeated(str(key))
         storage = self.storage(data)
         listener = self.listener(data)
         default_ttl, max_ttl = self.lease_ttls(data)
@@ -572,6 +393,8 @@ class _Builder:
             log_level=self.log_level(data),
             disable_mlock=self.bool_setting(data, "disable_mlock", True),
             plugin_directory=self.optional_str(data, "plugin_directory"),
+            allow_audit_log_prefixing=self.bool_setting(data, "allow_audit_log_prefixing", False),
+            revocation_retry_window=self.positive_duration(data, "revocation_retry_window", 24 * 3600),
             warnings=self.warnings,
         )
 
@@ -584,6 +407,29 @@ class _Builder:
             return
         known = _TOP_LEVEL_KEYS | _TOP_LEVEL_IGNORED | set(_TOP_LEVEL_UNSUPPORTED)
         self.warn(f'unknown configuration key "{key}" (ignored){_did_you_mean(key, known)}', line)
+
+    def check_repeated(self, key: str) -> None:
+        """A top-level key written more than once: as a value and as a block is an error;
+        a setting given twice keeps its last value (as Vault does), with a warning."""
+        data = self.data
+        value = data[key]
+        if not isinstance(value, hcl.Repeated):
+            return
+        lines = data.lines.get(key, [])
+        known = len(lines) == len(value)
+        blocks = [i for i, v in enumerate(value) if isinstance(v, dict)]
+        values = [i for i, v in enumerate(value) if not isinstance(v, dict)]
+        if blocks and values:
+            if not known:
+                raise self.error(f'"{key}" is used both as a value and as a block')
+            first, second = sorted((lines[values[0]], lines[blocks[0]]))
+            raise self.error(f'"{key}" is used both as a value and as a block (lines {first} and {second})', second)
+        if values and key not in _BLOCK_KEYS:
+            self.warn(f'"{key}" is set more than once{_lines_of(data, key)}; the last value is used',
+                      lines[-1] if known else None)
+            data[key] = value[-1]
+            if known:
+                data.lines[key] = lines[-1:]
 
     # -- blocks
 
@@ -618,30 +464,26 @@ class _Builder:
             )
         key = present[0]
         line = self.line_of(key)
-        repeated = self.layout.blocks.get(key, []) if self.layout else []
-        if len(repeated) > 1:
-            lines = ", ".join(str(b.line) for b in repeated)
-            raise self.error(f'only one "{key}" block is allowed, found {len(repeated)} (lines {lines})', line)
         found = self.blocks(key, data[key], _STORAGE_EXAMPLE)
         if len(found) > 1:
-            types = ", ".join(f'"{t}"' for t, _ in found)
-            raise self.error(f'only one "{key}" block is allowed, found {len(found)} ({types})', line)
+            where = _lines_of(data, key) or " (" + ", ".join(f'"{t}"' for t, _ in found) + ")"
+            raise self.error(f'only one "{key}" block is allowed, found {len(found)}{where}', line)
         storage_type, body = found[0]
-        block = self.block_of(key)
         if storage_type not in SUPPORTED_STORAGE_TYPES:
             supported = ", ".join(f'"{t}"' for t in SUPPORTED_STORAGE_TYPES)
             raise self.error(f'storage type "{storage_type}" is not supported; use one of {supported}', line)
         options: dict[str, str] = {}
         for name, value in body.items():
+            at = body.line_of(name) if isinstance(body, hcl.Object) else None
+            value = self.single(f'storage "{storage_type}": option "{name}"', body, name, at or line)
             if isinstance(value, bool):
                 options[str(name)] = "true" if value else "false"
             elif isinstance(value, str | int | float):
                 options[str(name)] = str(value)
             else:
-                hint = " (is it set more than once?)" if isinstance(value, list) else ""
                 raise self.error(
-                    f'storage "{storage_type}": option "{name}" must be a single value, not {_show(value)}{hint}',
-                    self.line_in(block, str(name), line),
+                    f'storage "{storage_type}": option "{name}" must be a single value, not {_show(value)}',
+                    at or line,
                 )
         if storage_type == "sqlite" and not options.get("path", "").strip():
             raise self.error(
@@ -655,40 +497,37 @@ class _Builder:
         if "listener" not in data:
             raise self.error(f"a listener block is required, for example: {_LISTENER_EXAMPLE}")
         line = self.line_of("listener")
-        block = self.block_of("listener")
-        repeated = self.layout.blocks.get("listener", []) if self.layout else []
-        if len(repeated) > 1:
-            # pyhcl merges same-type blocks into one, so read the first on its own.
-            alone = _parse_hcl(self.text[block.start : block.end], self.source)
-            found = self.blocks("listener", alone.get("listener"), _LISTENER_EXAMPLE)[:1]
-            count = len(repeated)
-            lines = " (lines " + ", ".join(str(b.line) for b in repeated) + ")"
-            ignored_line = repeated[1].line
-        else:
-            found = self.blocks("listener", data["listener"], _LISTENER_EXAMPLE)
-            count, lines, ignored_line = len(found), "", None
-        if count > 1:
+        found = self.blocks("listener", data["listener"], _LISTENER_EXAMPLE)
+        if len(found) > 1:
+            lines = data.lines.get("listener", []) if isinstance(data, hcl.Object) else []
             self.warn(
-                f"found {count} listener blocks{lines}; coffer serves a single listener, "
+                f"found {len(found)} listener blocks{_lines_of(data, 'listener')}; coffer serves a single listener, "
                 "so only the first is used and the others are ignored",
-                ignored_line,
+                lines[1] if len(lines) > 1 else None,
             )
         listener_type, body = found[0]
         if listener_type != "tcp":
             raise self.error(f'listener type "{listener_type}" is not supported; only "tcp" listeners are', line)
-        return self.tcp_listener(body, block, line)
+        return self.tcp_listener(body, line)
 
-    def tcp_listener(self, body: dict[str, Any], block: _Block | None, line: int | None) -> ListenerConfig:
+    def tcp_listener(self, body: dict[str, Any], line: int | None) -> ListenerConfig:
         what = 'listener "tcp"'
+
+        def at(name: str) -> int | None:
+            return (body.line_of(name) if isinstance(body, hcl.Object) else None) or line
+
+        def get(name: str, default: Any = None) -> Any:
+            return self.single(f"{what}: {name}", body, name, at(name)) if name in body else default
+
         for raw_key in body:
             key = str(raw_key)
-            key_line = self.line_in(block, key, line)
+            key_line = at(key)
             if key in _LISTENER_KEYS or key in _LISTENER_IGNORED:
                 continue
             if key in _LISTENER_UNSUPPORTED:
                 self.warn(f'{what}: "{key}" is not supported (ignored)', key_line)
             elif key == "tls_require_and_verify_client_cert":
-                if self.as_bool(f"{what}: {key}", body[key], key_line):
+                if self.as_bool(f"{what}: {key}", get(key), key_line):
                     raise self.error(
                         f"{what}: {key} is not supported; coffer cannot require client certificates", key_line
                     )
@@ -696,24 +535,20 @@ class _Builder:
                 known = _LISTENER_KEYS | _LISTENER_IGNORED | _LISTENER_UNSUPPORTED
                 self.warn(f'{what}: unknown key "{key}" (ignored){_did_you_mean(key, known)}', key_line)
 
-        def at(name: str) -> int | None:
-            return self.line_in(block, name, line)
-
-        address = self.as_str(f"{what}: address", body.get("address", DEFAULT_LISTEN_ADDRESS), at("address"))
-        if not _valid_address(address):
-            raise self.error(
-                f'{what}: address {_show(address)} must be host:port, such as "127.0.0.1:8200" or "[::1]:8200"',
-                at("address"),
-            )
-        tls_disable = self.as_bool(f"{what}: tls_disable", body.get("tls_disable", False), at("tls_disable"))
-        cert = body.get("tls_cert_file")
-        key_file = body.get("tls_key_file")
+        address = self.as_str(f"{what}: address", get("address", DEFAULT_LISTEN_ADDRESS), at("address"))
+        try:
+            parse_address(address)
+        except ValueError as exc:
+            raise self.error(f"{what}: {exc}", at("address")) from None
+        tls_disable = self.as_bool(f"{what}: tls_disable", get("tls_disable", False), at("tls_disable"))
+        cert = get("tls_cert_file")
+        key_file = get("tls_key_file")
         if cert is not None:
             cert = self.as_str(f"{what}: tls_cert_file", cert, at("tls_cert_file")) or None
         if key_file is not None:
             key_file = self.as_str(f"{what}: tls_key_file", key_file, at("tls_key_file")) or None
         min_version = self.as_str(
-            f"{what}: tls_min_version", body.get("tls_min_version", "tls12"), at("tls_min_version")
+            f"{what}: tls_min_version", get("tls_min_version", "tls12"), at("tls_min_version")
         )
         if min_version not in TLS_VERSIONS:
             choices = ", ".join(TLS_VERSIONS)
@@ -731,12 +566,28 @@ class _Builder:
                 )
         elif cert or key_file:
             self.warn(f"{what}: tls_cert_file and tls_key_file are not used because tls_disable is set", line)
+        limits: dict[str, int] = {}
+        for name, default in LISTENER_LIMITS.items():
+            limits[name] = self.positive_duration(body, name, default, what=f"{what}: {name}", line=at(name))
+        for name, default, unit in (("max_request_size", DEFAULT_MAX_REQUEST_SIZE, "bytes"),
+                                    ("max_connections", DEFAULT_MAX_CONNECTIONS, "connections"),
+                                    ("max_json_depth", DEFAULT_MAX_JSON_DEPTH, "levels")):
+            value = get(name, default)
+            if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit() \
+                    or int(value) < 1:
+                raise self.error(f"{what}: {name} must be a positive whole number of {unit}, not {_show(value)}",
+                                 at(name))
+            limits[name] = int(value)
+        if limits["max_json_depth"] > DEFAULT_MAX_JSON_DEPTH:
+            raise self.error(f"{what}: max_json_depth can be at most {DEFAULT_MAX_JSON_DEPTH} (deeper JSON cannot be "
+                             "written back in responses)", at("max_json_depth"))
         return ListenerConfig(
             address=address,
             tls_disable=tls_disable,
             tls_cert_file=cert,
             tls_key_file=key_file,
             tls_min_version=min_version,
+            **limits,
         )
 
     # -- single settings
@@ -762,8 +613,21 @@ class _Builder:
         try:
             return parse_duration(value)
         except ValueError as exc:
-            hint = " (is it set more than once?)" if isinstance(value, list) else ""
-            raise self.error(f"{key}: {exc}{hint}", self.line_of(key)) from None
+            raise self.error(f"{key}: {exc}", self.line_of(key)) from None
+
+    def positive_duration(self, data: dict[str, Any], key: str, default: int, *, what: str = "",
+                          line: int | None = None) -> int:
+        if key not in data:
+            return default
+        value = data[key]
+        line = line or self.line_of(key)
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise self.error(f"{what or key}: {exc}", line) from None
+        if seconds < 1:
+            raise self.error(f"{what or key} must be at least one second, not {_show(value)}", line)
+        return seconds
 
     def log_level(self, data: dict[str, Any]) -> str:
         if "log_level" not in data:
@@ -788,8 +652,7 @@ class _Builder:
     def as_str(self, what: str, value: Any, line: int | None) -> str:
         if isinstance(value, str):
             return value
-        hint = " (is it set more than once?)" if isinstance(value, list) else ""
-        raise self.error(f"{what} must be a string, not {_show(value)}{hint}", line)
+        raise self.error(f"{what} must be a string, not {_show(value)}", line)
 
     def as_bool(self, what: str, value: Any, line: int | None) -> bool:
         if isinstance(value, bool):
@@ -797,19 +660,9 @@ class _Builder:
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
         if isinstance(value, str):
-            word = value.strip().lower()
-            if word in _TRUE_WORDS:
-                return True
-            if word in _FALSE_WORDS:
-                return False
-        hint = " (is it set more than once?)" if isinstance(value, list) else ""
-        raise self.error(f"{what} must be true or false, not {_show(value)}{hint}", line)
+            try:
+                return parse_bool(value, strict=True)  # Vault reads its configuration with Go's ParseBool
+            except ValueError:
+                pass
+        raise self.error(f"{what} must be true or false, not {_show(value)}", line)
 
-
-def _valid_address(address: str) -> bool:
-    host, sep, port = address.rpartition(":")
-    if not sep or not re.fullmatch(r"[0-9]{1,5}", port) or int(port) > 65535:
-        return False
-    if host.startswith("[") or host.endswith("]"):
-        return host.startswith("[") and host.endswith("]") and len(host) > 2
-    return ":" not in host  # IPv6 hosts need brackets

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -12,18 +13,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coffer.config import ServerConfig
+from coffer.client import save_token
+from coffer.config import ServerConfig, parse_address
 from coffer.core.core import Core
 from coffer.core.expiration import PrefixResult
 from coffer.core.seal import SealConfigDamaged
 from coffer.engines import builtin_auth_methods, builtin_engines, load_plugins
 from coffer.http.app import App
+from coffer.http.body import BodyLimits
 from coffer.storage import open_storage
 
 log = logging.getLogger("coffer.server")
 #: How long an in-memory server spends revoking its leases when it stops (-dev-revoke-timeout).
 DEV_REVOKE_TIMEOUT = 30.0
-TOKEN_FILE = Path("~/.coffer-token")
 
 
 async def dev_setup(core: Core, root_token_id: str | None, kv_version: int = 2) -> tuple[bytes, str]:
@@ -36,21 +38,15 @@ async def dev_setup(core: Core, root_token_id: str | None, kv_version: int = 2) 
     return keys[0], root_token
 
 
-def _split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f'invalid listen address "{address}": use host:port, e.g. 127.0.0.1:8200')
-    return host.strip("[]"), int(port)
-
-
 async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: str | None = None,
                 dev_revoke_timeout: float = DEV_REVOKE_TIMEOUT, dev_leave_leases: bool = False,
                 dev_kv_v1: bool = False, announce: Callable[[str], object] = print) -> None:
     from granian.constants import Interfaces, SSLProtocols
+    from granian.http import HTTP1Settings
     from granian.server.embed import Server
 
     listener = config.listener
-    host, port = _split_address(listener.address)
+    host, port = parse_address(listener.address)
     _check_free(host, port)
     engines, auth_methods = builtin_engines(), builtin_auth_methods()
     if config.plugin_directory:
@@ -63,15 +59,19 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
         protected.append(os.path.dirname(os.path.abspath(config.storage.options["path"])))
     core = Core(storage, default_lease_ttl=config.default_lease_ttl, max_lease_ttl=config.max_lease_ttl,
                 storage_type=config.storage.type, engines=engines, auth_methods=auth_methods,
-                audit_protected=tuple(protected))
+                audit_protected=tuple(protected), allow_audit_log_prefixing=config.allow_audit_log_prefixing,
+                revocation_retry_window=config.revocation_retry_window)
     try:
         await core.load_seal_config()
     except SealConfigDamaged as exc:
         await storage.close()
         raise ValueError(str(exc)) from None
     tls = not listener.tls_disable
+    _raise_open_files_limit(listener.max_connections + 1024)
+    limits = BodyLimits(max_request_size=listener.max_request_size, read_timeout=listener.http_read_timeout,
+                        max_json_depth=listener.max_json_depth)
     server = Server(
-        App(core),
+        App(core, limits),
         address=host,
         port=port,
         interface=Interfaces.ASGINL,
@@ -79,7 +79,13 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
         ssl_cert=Path(listener.tls_cert_file) if tls and listener.tls_cert_file else None,
         ssl_key=Path(listener.tls_key_file) if tls and listener.tls_key_file else None,
         ssl_protocol_min=SSLProtocols.tls13 if listener.tls_min_version == "tls13" else SSLProtocols.tls12,
-        backlog=1024,
+        backlog=4096,
+        # Connections served at once (granian's default is its backlog: 1,024 idle sockets locked everyone out).
+        backpressure=listener.max_connections,
+        # hyper closes a connection whose next request's headers take longer than this, which also bounds
+        # how long a kept-alive connection may sit idle between requests; bodies are timed in http/body.py.
+        http1_settings=HTTP1Settings(
+            header_read_timeout=1000 * min(listener.http_read_header_timeout, listener.http_idle_timeout)),
     )
     scheme = "https" if tls else "http"
     if dev:
@@ -128,6 +134,24 @@ async def drain_leases(core: Core, timeout: float, announce: Callable[[str], obj
     announce("\n".join(lines))
 
 
+def _raise_open_files_limit(wanted: int) -> None:
+    """Each connection is a file descriptor: lift the soft limit towards ``wanted`` (never above the hard one)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            log.warning("could not raise the open files limit to %d: %s", target, exc)
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning("the open files limit (%d) is below max_connections; raise it (ulimit -n)", soft)
+
+
 def _check_free(host: str, port: int) -> None:
     """Fail early and clearly when the listen address cannot be bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -140,12 +164,10 @@ def _check_free(host: str, port: int) -> None:
 
 
 def _write_token_file(token: str) -> None:
-    path = TOKEN_FILE.expanduser()
     try:
-        path.write_text(token)
-        path.chmod(0o600)
+        save_token(token)
     except OSError as exc:  # a read-only home must not stop a dev server
-        log.warning("could not write %s: %s", path, exc)
+        log.warning("could not write the token file: %s", exc)
 
 
 def _dev_banner(address: str, key: bytes, root_token: str) -> str:
@@ -167,6 +189,7 @@ def run(config: ServerConfig, **kwargs: Any) -> None:
     logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
                         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s", stream=sys.stderr)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    faulthandler.enable()  # a crash (SIGSEGV, SIGBUS...) leaves the Python stacks in the log
     try:
         import uvloop
     except ImportError:  # pragma: no cover - Windows

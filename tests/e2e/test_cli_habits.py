@@ -102,7 +102,7 @@ def test_detailed_listings(cli, tmp_path):
     auth = cli.ok("auth", "list").out
     assert re.search(r"^token/\s+token\s+auth_token_\w+\s+token based credentials$", auth, re.M), auth
     auth_detailed = cli.ok("auth", "list", "-detailed").out
-    assert re.search(r"^token/\s+token\s+auth_token_\w+\s+system\s+system\s+n/a\s+token based credentials$",
+    assert re.search(r"^token/\s+token\s+auth_token_\w+\s+system\s+system\s+token based credentials$",
                      auth_detailed, re.M), auth_detailed
     audit = cli("audit", "list", "-detailed")
     if audit.code == 0 and "No audit devices" not in audit.out:

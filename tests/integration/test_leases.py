@@ -111,26 +111,51 @@ def test_failing_revoke_is_retried_until_it_succeeds(lease_server):
     assert lookup(s, lease_id).status_code == 400
 
 
-def test_always_failing_revoke_becomes_irrevocable_and_can_be_forced(lease_server):
-    s = lease_server
+@pytest.fixture
+def short_retry_server(tmp_path):
+    """A lease server whose failing revocations become irrevocable after 3 s (the default window is 24 h)."""
+    from conftest import start_lease_server
+
+    server = start_lease_server(tmp_path, 'revocation_retry_window = "3s"')
+    yield server
+    server.stop()
+
+
+def test_always_failing_revoke_becomes_irrevocable_and_can_be_forced(short_retry_server):
+    s = short_retry_server
     s.request("PUT", "things/config", token=s.root_token, json={"fail_always": True}).raise_for_status()
     lease_id = issue(s, "stuck", ttl="1h")["lease_id"]
     r = s.request("PUT", "sys/leases/revoke", token=s.root_token, json={"lease_id": lease_id})
     assert r.status_code == 400 and "refused to go" in r.json()["errors"][0]
-    # Explicit retries count as attempts too; after the bound the lease is listed as irrevocable.
-    for _ in range(6):
-        s.request("PUT", "sys/leases/revoke", token=s.root_token, json={"lease_id": lease_id})
-    r = s.request("GET", "sys/leases", token=s.root_token, params={"type": "irrevocable"})
+    irrevocable = {"type": "irrevocable"}
+    assert s.request("GET", "sys/leases", token=s.root_token, params=irrevocable).json()["data"]["leases"] == []
+    # Retried (with backoff) for the retry window; after it the lease is listed as irrevocable.
+    time.sleep(3.2)
+    s.request("PUT", "sys/leases/revoke", token=s.root_token, json={"lease_id": lease_id})
+    r = s.request("GET", "sys/leases", token=s.root_token, params=irrevocable)
     assert r.status_code == 200, r.text
     listed = r.json()["data"]["leases"]
     assert [entry["lease_id"] for entry in listed] == [lease_id]
-    assert "refused to go" in listed[0]["error"]
+    assert "refused to go" in listed[0]["error"] and listed[0]["attempts"] >= 2
+    assert listed[0]["first_failure"] < listed[0]["last_attempt"] < listed[0]["next_attempt"]
     assert lookup(s, lease_id).status_code == 200  # never dropped
     r = s.request("PUT", "sys/leases/revoke-force/things/creds/stuck", token=s.root_token)
     assert r.status_code == 204
     assert lookup(s, lease_id).status_code == 400
+    assert s.request("GET", "sys/leases", token=s.root_token, params=irrevocable).json()["data"]["leases"] == []
+
+
+def test_failing_revokes_are_retried_for_the_window_not_six_times(lease_server):
+    """A revocation failing many times in a row is still retried, not called irrevocable (default: 24 h)."""
+    s = lease_server
+    s.request("PUT", "things/config", token=s.root_token, json={"fail_times": 8}).raise_for_status()
+    lease_id = issue(s, "patient", ttl="1h")["lease_id"]
+    for _ in range(8):
+        assert s.request("PUT", "sys/leases/revoke", token=s.root_token, json={"lease_id": lease_id}).status_code == 400
     assert s.request("GET", "sys/leases", token=s.root_token, params={"type": "irrevocable"}).json()[
         "data"]["leases"] == []
+    assert s.request("PUT", "sys/leases/revoke", token=s.root_token, json={"lease_id": lease_id}).status_code == 204
+    assert list(revocations(s, "patient").values()) == [1]
 
 
 def test_token_revocation_revokes_its_leases_and_its_childrens(lease_server):

@@ -45,3 +45,37 @@ def test_unaudited_secret_is_revoked(tmp_path):
         await core.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_unaudited_login_and_wrapping_tokens_are_revoked(tmp_path):
+    from coffer.engines import builtin_auth_methods
+
+    async def scenario():
+        core = Core(InmemStorage(), engines=builtin_engines(), auth_methods=builtin_auth_methods())
+        await core.load_seal_config()
+        _, root = await dev_setup(core, "root")
+        await core.handle(Request("update", "sys/auth/approle", {"type": "approle"}, client_token=root))
+        await core.handle(Request("update", "auth/approle/role/r", {"token_policies": "default",
+                                                                    "bind_secret_id": False,
+                                                                    "secret_id_bound_cidrs": "127.0.0.1/32",
+                                                                    "role_id": "rid"}, client_token=root))
+        await core.handle(Request("update", "sys/audit/file", {"type": "file",
+                                                               "options": {"file_path": str(tmp_path / "a.log")}},
+                                  client_token=root))
+        device = core.audit.devices["file/"]
+
+        def write(entry):
+            if entry["type"] == "response":
+                raise OSError("disk full")
+
+        before = set(await core.tokens.accessors())
+        device.write = write
+        for wrap_ttl in (0, 60):  # a login's token, and a wrapping token (and the token it wraps)
+            with pytest.raises(CofferError) as err:
+                await core.handle(Request("update", "auth/approle/login", {"role_id": "rid"}, remote_addr="127.0.0.1",
+                                          wrap_ttl=wrap_ttl))
+            assert "withheld" in str(err.value)
+        assert set(await core.tokens.accessors()) == before
+        await core.shutdown()
+
+    asyncio.run(scenario())

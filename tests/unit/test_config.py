@@ -13,6 +13,7 @@ from coffer.config import (
     ServerConfig,
     StorageConfig,
     load_config,
+    parse_address,
     parse_config,
 )
 
@@ -430,8 +431,41 @@ def test_unknown_listener_key_is_a_warning() -> None:
 
 
 def test_unsupported_listener_key_is_a_warning() -> None:
-    config = parse(INMEM + 'listener "tcp" {\n  tls_disable = true\n  max_request_size = 1024\n}\n')
-    assert len(config.warnings) == 1 and '"max_request_size" is not supported' in config.warnings[0]
+    config = parse(INMEM + 'listener "tcp" {\n  tls_disable = true\n  max_request_duration = "90s"\n}\n')
+    assert len(config.warnings) == 1 and '"max_request_duration" is not supported' in config.warnings[0]
+
+
+def test_listener_limits_have_vaults_defaults_and_can_be_set() -> None:
+    default = parse(INMEM + PLAIN_LISTENER).listener
+    assert (default.http_read_header_timeout, default.http_read_timeout, default.http_idle_timeout) == (10, 30, 300)
+    assert default.max_request_size == 32 * 1024 * 1024 and default.max_connections == 16384
+    assert default.max_json_depth == 200
+    tuned = parse(INMEM + 'listener "tcp" {\n  tls_disable = true\n  http_read_header_timeout = "5s"\n'
+                          '  http_read_timeout = 60\n  http_idle_timeout = "1m"\n  max_request_size = 1048576\n'
+                          '  max_connections = 50000\n  max_json_depth = 64\n}\n')
+    assert tuned.warnings == []
+    listener = tuned.listener
+    assert (listener.http_read_header_timeout, listener.http_read_timeout, listener.http_idle_timeout) == (5, 60, 60)
+    assert (listener.max_request_size, listener.max_connections, listener.max_json_depth) == (1048576, 50000, 64)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('http_read_timeout = "soon"', "http_read_timeout"),
+    ("http_idle_timeout = 0", "at least one second"),
+    ("max_request_size = -1", "positive whole number of bytes"),
+    ('max_connections = "many"', "positive whole number of connections"),
+    ("max_json_depth = 500", "at most 200"),
+])
+def test_bad_listener_limits_are_refused(line: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(INMEM + f'listener "tcp" {{\n  tls_disable = true\n  {line}\n}}\n')
+
+
+def test_audit_prefixing_and_retry_window() -> None:
+    config = parse(INMEM + PLAIN_LISTENER)
+    assert config.allow_audit_log_prefixing is False and config.revocation_retry_window == 24 * 3600
+    config = parse(INMEM + PLAIN_LISTENER + 'allow_audit_log_prefixing = true\nrevocation_retry_window = "2h"\n')
+    assert config.allow_audit_log_prefixing is True and config.revocation_retry_window == 7200 and not config.warnings
 
 
 def test_known_vault_keys_are_quiet() -> None:
@@ -591,3 +625,53 @@ def test_file_that_is_not_utf8(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="UTF-8") as info:
         load_config(path)
     assert info.value.line == 2
+
+
+# --------------------------------------------------------------------------
+# Addresses, and settings written twice
+
+
+@pytest.mark.parametrize(
+    ("address", "parsed"),
+    [
+        ("127.0.0.1:8200", ("127.0.0.1", 8200)),
+        ("[::1]:443", ("::1", 443)),
+        ("[::]:8200", ("::", 8200)),
+        ("localhost:1", ("localhost", 1)),
+        (":8200", ("0.0.0.0", 8200)),
+    ],
+)
+def test_parse_address(address: str, parsed: tuple[str, int]) -> None:
+    assert parse_address(address) == parsed
+
+
+@pytest.mark.parametrize("address", ["localhost", "127.0.0.1:", "h:http", "h:70000", "::1:8200", "[::1:80", "[]:80"])
+def test_parse_address_refuses(address: str) -> None:
+    with pytest.raises(ValueError, match="must be host:port"):
+        parse_address(address)
+
+
+def test_a_top_level_setting_written_twice_keeps_the_last_with_a_warning() -> None:
+    config = parse(INMEM + PLAIN_LISTENER + 'log_level = "debug"\nlog_level = "warn"\n')
+    assert config.log_level == "warn"
+    assert config.warnings == ['config.hcl: line 6: "log_level" is set more than once (lines 5, 6); the last value is used']
+
+
+def test_a_listener_setting_written_twice_is_an_error() -> None:
+    err = config_error(INMEM + 'listener "tcp" {\n  tls_disable = true\n  tls_disable = false\n}\n')
+    assert str(err) == 'config.hcl: line 3: listener "tcp": tls_disable is set more than once (lines 3, 4)'
+
+
+def test_a_storage_option_written_twice_is_an_error() -> None:
+    err = config_error('storage "sqlite" {\n  path = "/a"\n  path = "/b"\n}\n' + PLAIN_LISTENER)
+    assert str(err) == 'config.hcl: line 2: storage "sqlite": option "path" is set more than once (lines 2, 3)'
+
+
+def test_a_block_then_a_value_of_one_name() -> None:
+    err = config_error(INMEM + PLAIN_LISTENER + "telemetry {\n  x = 1\n}\ntelemetry = 1\n")
+    assert str(err) == 'config.hcl: line 8: "telemetry" is used both as a value and as a block (lines 5 and 8)'
+
+
+def test_unclosed_comment_points_at_it() -> None:
+    err = config_error(INMEM + PLAIN_LISTENER + "/* a comment\n")
+    assert (err.line, err.column) == (5, 1) and "comment is never closed" in str(err)

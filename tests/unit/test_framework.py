@@ -151,6 +151,7 @@ def test_defaults_contains_get_given_require():
     (r"a/(?P<x>[^)]+)", "a/{x}"),
     (r"a/(?P<x>[]()]+)/b", "a/{x}/b"),
     (r"a/(?P<x>[^]()]+)/b", "a/{x}/b"),
+    (r"revoke(?:/(?P<url_lease_id>.+))?", "revoke/{url_lease_id}"),
 ])
 def test_openapi_template(pattern, expected):
     assert openapi_template(pattern) == expected

@@ -464,3 +464,14 @@ def test_default_policy():
     assert not a.allows("sys/policies/acl/default", "update").allowed
     assert a.capabilities("secret/x") == set()
     assert not any(a.allows(path, "read").sudo for path in patterns)
+
+
+def test_wrapping_ttl_bounds_parse_and_merge():
+    a = parse_policy("a", 'path "x/*" { capabilities = ["read"]\n min_wrapping_ttl = "1m"\n max_wrapping_ttl = 300 }')
+    b = parse_policy("b", 'path "x/*" { capabilities = ["read"]\n min_wrapping_ttl = "30s"\n max_wrapping_ttl = "1h" }')
+    result = ACL([a]).allows("x/y", "read")
+    assert (result.min_wrapping_ttl, result.max_wrapping_ttl) == (60, 300)
+    merged = ACL([a, b]).allows("x/y", "read")  # the lowest minimum, the highest maximum
+    assert (merged.min_wrapping_ttl, merged.max_wrapping_ttl) == (30, 3600)
+    with pytest.raises(PolicyError, match="max_wrapping_ttl cannot be less than min_wrapping_ttl"):
+        parse_policy("c", 'path "x" { capabilities = ["read"]\n min_wrapping_ttl = "1h"\n max_wrapping_ttl = "1m" }')

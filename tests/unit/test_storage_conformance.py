@@ -1,8 +1,10 @@
 """Behaviour every ``Storage`` backend must share.
 
 The ``storage`` fixture is parametrised over backend factories; a new backend
-(PostgreSQL, say) joins the suite by adding one entry to ``BACKENDS``.
-Tests stay synchronous at the pytest level and drive coroutines with ``run``.
+joins the suite by adding one entry to ``BACKENDS``. The PostgreSQL backend gets a
+fresh schema per test (dropped afterwards) and is skipped where no server answers.
+Tests stay synchronous at the pytest level and drive coroutines with ``run``, all on
+one event loop per test (a PostgreSQL storage's connection pool lives on one loop).
 """
 
 from __future__ import annotations
@@ -12,46 +14,74 @@ import random
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
+import pg_support
 from coffer.storage.base import ConditionFailed, Delete, Expect, Put, Storage, prefix_end
 from coffer.storage.inmem import InmemStorage
+from coffer.storage.postgresql import PostgresqlStorage
 from coffer.storage.sqlite import SqliteStorage
 
 T = TypeVar("T")
 
 
+_runner: asyncio.Runner | None = None
+
+
+@pytest.fixture(autouse=True)
+def _event_loop() -> Iterator[None]:
+    """One event loop for each test, closed after the test's fixtures."""
+    global _runner
+    with asyncio.Runner() as runner:
+        _runner = runner
+        try:
+            yield
+        finally:
+            _runner = None
+
+
 def run(awaitable: Awaitable[T]) -> T:
-    """Run one coroutine to completion on a fresh event loop."""
+    """Run one coroutine to completion on the test's event loop."""
 
     async def wrapper() -> T:
         return await awaitable
 
-    return asyncio.run(wrapper())
+    if _runner is None:
+        return asyncio.run(wrapper())
+    return _runner.run(wrapper())
 
 
-def _make_inmem(tmp_path: Path) -> Storage:
+def _make_inmem(tmp_path: Path, stack: ExitStack) -> Storage:
     return InmemStorage()
 
 
-def _make_sqlite(tmp_path: Path) -> Storage:
+def _make_sqlite(tmp_path: Path, stack: ExitStack) -> Storage:
     return SqliteStorage(str(tmp_path / "coffer.db"))
 
 
-BACKENDS: dict[str, Callable[[Path], Storage]] = {
+def _make_postgresql(tmp_path: Path, stack: ExitStack) -> Storage:
+    schema = stack.enter_context(pg_support.fresh_schema())
+    return PostgresqlStorage(pg_support.schema_url(schema))
+
+
+#: Each factory makes a fresh backend; what it puts on ``stack`` is undone after the backend is closed.
+BACKENDS: dict[str, Callable[[Path, ExitStack], Storage]] = {
     "inmem": _make_inmem,
     "sqlite": _make_sqlite,
+    "postgresql": _make_postgresql,
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    backend = BACKENDS[request.param](tmp_path)
-    yield backend
-    run(backend.close())
+    with ExitStack() as stack:
+        backend = BACKENDS[request.param](tmp_path, stack)
+        yield backend
+        run(backend.close())
 
 
 def put_all(storage: Storage, keys: list[str], value: bytes = b"v") -> None:
@@ -473,3 +503,61 @@ def test_sqlite_files_are_private(tmp_path: Path) -> None:
     db = SqliteStorage(str(folder / "coffer.db"))
     assert stat.S_IMODE((folder / "coffer.db").stat().st_mode) == 0o600
     run(db.close())
+
+
+_OPEN_AND_WAIT = """
+import asyncio, sys
+from coffer.storage.sqlite import SqliteStorage
+async def main():
+    db = SqliteStorage(sys.argv[1])
+    await db.put("k", b"v1")
+    assert await db.get("k") == b"v1"
+    print("ready", flush=True)
+    sys.stdin.readline()  # another process reads the database meanwhile
+    assert await db.get("k") == b"v1"
+    await db.put("k", b"v2")
+    assert await db.get("k") == b"v2"
+    await db.close()
+    print("ok", flush=True)
+asyncio.run(main())
+"""
+
+
+def test_sqlite_survives_another_process_reading_the_database(tmp_path: Path) -> None:
+    """The read cache maps the -shm file: another process opening the database (an operator's sqlite3, a
+    backup tool) must neither crash the server nor be answered from a stale cache."""
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "coffer.db")
+    server = subprocess.Popen([sys.executable, "-c", _OPEN_AND_WAIT, path], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None and server.stdin is not None
+    assert server.stdout.readline().strip() == "ready"
+    reader = subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(f'file:{sys.argv[1]}"
+                             "?mode=ro', uri=True); print(c.execute('select count(*) from kv').fetchone()[0]); "
+                             "c.close()", path], capture_output=True, text=True, timeout=30)
+    assert reader.stdout.strip() == "1", reader.stderr
+    out, _ = server.communicate("go\n", timeout=30)
+    assert server.returncode == 0 and out.strip() == "ok", f"exit {server.returncode}"
+
+
+def test_sqlite_keeps_its_locks_on_the_shm_file(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops the process's POSIX locks on it: the read cache's must stay open,
+    or another process that opens the database takes SQLite's DMS lock, resets the -shm file under this
+    process's SQLite and kills it with SIGBUS (seen as a rare crash after a restart in the AWS tests)."""
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "coffer.db")
+    db = SqliteStorage(path)
+    try:
+        run(db.put("k", b"v"))
+        probe = ("import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDWR)\ntry:\n"
+                 "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)\n    print('granted')\n"
+                 "except OSError:\n    print('refused')\n")
+        out = subprocess.run([sys.executable, "-c", probe, path + "-shm"], capture_output=True, text=True,
+                             timeout=30).stdout.strip()
+        assert out == "refused"  # SQLite's dead-man-switch byte is still locked by this process
+    finally:
+        run(db.close())

@@ -26,13 +26,15 @@ class Env:
     """The client and output settings one command runs with."""
 
     def __init__(self, address: str | None, ca_cert: str | None, tls_skip_verify: bool, fmt: str,
-                 field: str | None) -> None:
+                 field: str | None, wrap_ttl: str | None = None) -> None:
         self.address, self.ca_cert, self.tls_skip_verify = address, ca_cert, tls_skip_verify
-        self.format, self.field = fmt, field
+        self.format, self.field, self.wrap_ttl = fmt, field, wrap_ttl
 
     @functools.cached_property
     def client(self) -> Client:
-        return Client(self.address, ca_cert=self.ca_cert, tls_skip_verify=self.tls_skip_verify)
+        client = Client(self.address, ca_cert=self.ca_cert, tls_skip_verify=self.tls_skip_verify)
+        client.wrap_ttl = self.wrap_ttl
+        return client
 
     @property
     def raw(self) -> bool:
@@ -53,10 +55,11 @@ def api_command(fn: Callable[..., Any]) -> Callable[..., Any]:
     @flag("format", "fmt", type=click.Choice(output.FORMATS),
           help="Output format: table, json or yaml (else COFFER_FORMAT, else VAULT_FORMAT, else table).")
     @flag("field", help="Print only this field's raw value.")
+    @flag("wrap-ttl", help="Have the answer wrapped in a single-use token living this long (e.g. 5m).")
     @functools.wraps(fn)
     def wrapper(address: str | None, ca_cert: str | None, tls_skip_verify: bool, fmt: str | None,
-                field: str | None, **kwargs: Any) -> Any:
-        env = Env(address, ca_cert, tls_skip_verify, fmt or default_format(), field)
+                field: str | None, wrap_ttl: str | None, **kwargs: Any) -> Any:
+        env = Env(address, ca_cert, tls_skip_verify, fmt or default_format(), field, wrap_ttl)
         try:
             return fn(env=env, **kwargs)
         except ApiError as exc:

@@ -13,7 +13,7 @@ import sys
 import click
 
 from coffer import __version__
-from coffer.cli import kv, leases, operator, paths, policies, secrets, server, tokens, usage
+from coffer.cli import auth, kv, leases, operator, paths, policies, secrets, server, tokens, usage, wrapping
 from coffer.cli.common import ENVIRONMENT
 
 
@@ -48,8 +48,7 @@ for command in (
     server.server, operator.status, operator.operator,
     paths.read, paths.write, paths.delete, paths.list_, paths.path_help, kv.kv,
     secrets.secrets, secrets.mount, secrets.unmount, secrets.mounts, secrets.remount, secrets.mount_tune,
-    secrets.auth,
-    tokens.token, tokens.login,
+    tokens.token, auth.login, auth.auth, wrapping.unwrap,
     leases.lease, leases.revoke_legacy, leases.renew_legacy,
     policies.policy, policies.audit, usage.help_,
 ):

@@ -43,6 +43,14 @@ def rows_for(body: dict[str, Any]) -> list[tuple[str, Any]]:
             ("policies", auth.get("policies")),
         ]
         rows += [(f"token_meta_{k}", v) for k, v in sorted((auth.get("metadata") or {}).items())]
+    wrap = body.get("wrap_info")
+    if isinstance(wrap, dict):
+        rows += [("wrapping_token:", wrap.get("token")), ("wrapping_accessor:", wrap.get("accessor")),
+                 ("wrapping_token_ttl:", f"{wrap.get('ttl')}s"),
+                 ("wrapping_token_creation_time:", wrap.get("creation_time")),
+                 ("wrapping_token_creation_path:", wrap.get("creation_path"))]
+        if wrap.get("wrapped_accessor"):
+            rows.append(("wrapped_accessor:", wrap["wrapped_accessor"]))
     data = body.get("data")
     if isinstance(data, dict):
         rows += sorted(data.items())
@@ -93,7 +101,7 @@ def has_content(body: Any) -> bool:
         return body is not None
     if "data" not in body and "auth" not in body:
         return bool(body)
-    return bool(body.get("data") or body.get("auth") or body.get("lease_id"))
+    return bool(body.get("data") or body.get("auth") or body.get("lease_id") or body.get("wrap_info"))
 
 
 def show_warnings(body: Any) -> None:
@@ -121,7 +129,7 @@ def pick(body: Any, field: str) -> Any:
         if isinstance(data, dict) and field in data:
             return data[field]
         for name, value in rows_for(body):
-            if name == field:
+            if name.rstrip(":") == field:  # wrapping rows are shown as "wrapping_token:", as by vault
                 return value
         if field in body:
             return body[field]

@@ -221,30 +221,3 @@ def remount(env: Env, source: str, destination: str) -> None:
     env.client.write("sys/remount", {"from": source, "to": destination})
     click.echo(f"Successfully remounted '{source.strip('/')}' to '{destination.strip('/')}'!")
 
-
-@click.group()
-def auth() -> None:
-    """List the auth methods.
-
-    \b
-    Example:
-      coffer auth list -detailed
-    """
-
-
-@auth.command("list")
-@flag("detailed", is_flag=True, help="Show TTLs and options too.")
-@api_command
-def auth_list(env: Env, detailed: bool) -> None:
-    """List the enabled auth methods.
-
-    \b
-    Examples:
-      coffer auth list
-      coffer auth list -detailed
-    """
-    body = env.client.read("sys/auth")
-    if env.raw:
-        env.show(body)
-        return
-    click.echo(mount_table(body["data"], detailed))

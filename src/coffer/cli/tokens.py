@@ -1,12 +1,10 @@
-"""``coffer token ...`` and ``coffer login``."""
+"""``coffer token ...``."""
 
 from __future__ import annotations
 
 import click
 
-from coffer.cli.common import Env, api_command, flag, prompt_secret
-from coffer.cli.output import table
-from coffer.client import save_token
+from coffer.cli.common import Env, api_command, flag
 
 
 @click.group()
@@ -33,15 +31,17 @@ def token() -> None:
 @flag("renewable", type=click.BOOL, default=True, help="Whether it can be renewed (-renewable=false).")
 @flag("metadata", multiple=True, help="K=V metadata (repeatable).")
 @flag("id", "token_id", help="The token value (root only).")
+@flag("role", help="Create the token with this token role (auth/token/roles/<role>).")
 @api_command
 def create(env: Env, policy: tuple[str, ...], ttl: str | None, explicit_max_ttl: str | None, period: str | None,
            orphan: bool, no_default_policy: bool, display_name: str | None, use_limit: int, renewable: bool,
-           metadata: tuple[str, ...], token_id: str | None) -> None:
-    """Create a new token (a child of the current one unless -orphan).
+           metadata: tuple[str, ...], token_id: str | None, role: str | None) -> None:
+    """Create a new token (a child of the current one unless -orphan or its role says so).
 
     \b
-    Example:
+    Examples:
       coffer token create -policy=deploy -ttl=1h
+      coffer token create -role=ci
     """
     data: dict = {"no_default_policy": no_default_policy, "renewable": renewable, "num_uses": use_limit}
     if policy:
@@ -52,7 +52,13 @@ def create(env: Env, policy: tuple[str, ...], ttl: str | None, explicit_max_ttl:
             data[key] = value
     if metadata:
         data["meta"] = dict(m.split("=", 1) for m in metadata if "=" in m)
-    env.show(env.client.write("auth/token/create-orphan" if orphan else "auth/token/create", data))
+    if role:
+        path = f"auth/token/create/{role.strip('/')}"
+        if orphan:
+            data["no_parent"] = True
+    else:
+        path = "auth/token/create-orphan" if orphan else "auth/token/create"
+    env.show(env.client.write(path, data))
 
 
 @token.command("lookup")
@@ -143,24 +149,3 @@ def capabilities(env: Env, args: tuple[str, ...]) -> None:
         env.show(body)
     else:
         click.echo(", ".join(caps))
-
-
-@click.command()
-@click.argument("token_value", required=False)
-@api_command
-def login(env: Env, token_value: str | None) -> None:
-    """Check a token and store it in ~/.coffer-token (prompted without echo when omitted).
-
-    \b
-    Example:
-      coffer login
-    """
-    if not token_value:
-        token_value = prompt_secret("Token")
-    env.client.token = token_value
-    data = env.client.read("auth/token/lookup-self")["data"]
-    path = save_token(token_value)
-    click.echo(f"Success! You are now authenticated; the token is stored in {path}.\n")
-    click.echo(table([("token", token_value), ("token_accessor", data["accessor"]),
-                      ("token_duration", f"{data['ttl']}s" if data["ttl"] else "∞"),
-                      ("token_renewable", data["renewable"]), ("token_policies", data["policies"])]))

@@ -27,6 +27,7 @@ import orjson
 
 from coffer.errors import InvalidRequest
 from coffer.storage.base import Storage
+from coffer.truth import parse_bool
 
 log = logging.getLogger("coffer.audit")
 TABLE_PATH = "core/audit"
@@ -38,8 +39,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _true(value: Any) -> bool:
-    return str(value).strip().lower() in ("true", "1", "t", "yes")
+_BOOL_OPTIONS = ("log_raw", "hmac_accessor", "elide_list_responses")
+
+
+def _true(value: Any, default: bool) -> bool:
+    """A boolean option. enable() refuses other words, so one here (from an older
+    table) keeps the option's default, which is the side that hashes."""
+    try:
+        return parse_bool(str(value))
+    except ValueError:
+        return default
 
 
 @dataclass
@@ -54,11 +63,11 @@ class AuditDevice:
 
     @property
     def raw(self) -> bool:
-        return _true(self.options.get("log_raw", "false"))
+        return _true(self.options.get("log_raw", "false"), False)
 
     @property
     def hash_accessor(self) -> bool:
-        return _true(self.options.get("hmac_accessor", "true"))
+        return _true(self.options.get("hmac_accessor", "true"), True)
 
     def hash(self, value: str) -> str:
         return "hmac-sha256:" + hmac.new(bytes.fromhex(self.salt), value.encode(), hashlib.sha256).hexdigest()
@@ -175,6 +184,11 @@ class AuditBroker:
         if options.get("prefix") and not self.allow_prefixing:
             raise InvalidRequest("the prefix option is disabled; set allow_audit_log_prefixing = true in the "
                                  "server configuration to allow it")
+        for name in _BOOL_OPTIONS:
+            try:
+                parse_bool(str(options.get(name, "false")))
+            except ValueError:
+                raise InvalidRequest(f"{name} must be true or false, got {options[name]!r}") from None
         self._check_target(options.get("file_path") or options.get("path") or "")
         device = AuditDevice(path, device_type, description, options, secrets.token_hex(32))
         try:
@@ -271,6 +285,11 @@ class AuditBroker:
                     body["auth"] = {**resp.auth, "client_token": h(resp.auth.get("client_token", "")),
                                     "accessor": h(resp.auth.get("accessor", "")) if device.hash_accessor
                                     else resp.auth.get("accessor", "")}
+                if resp.wrap_info:
+                    wrap = resp.wrap_info
+                    body["wrap_info"] = {**wrap, "token": h(wrap.get("token", "")),
+                                         "accessor": h(wrap.get("accessor", "")) if device.hash_accessor
+                                         else wrap.get("accessor", "")}
                 if resp.warnings:
                     body["warnings"] = resp.warnings
             entry["response"] = body

@@ -22,6 +22,7 @@ from coffer.core.audit import AuditBroker
 from coffer.core.barrier import KEYRING_PATH, Barrier
 from coffer.core.cubbyhole import cubbyhole_backend
 from coffer.core.expiration import RETRY_WINDOW, ExpirationManager
+from coffer.core.logins import Logins
 from coffer.core.pipeline import Pipeline
 from coffer.core.policystore import PolicyStore
 from coffer.core.router import Router
@@ -40,6 +41,7 @@ from coffer.core.supervisor import Supervisor
 from coffer.core.system import system_backend
 from coffer.core.token_backend import token_backend
 from coffer.core.tokens import TokenEntry, TokenStore
+from coffer.core.wrapping import Wrapping
 from coffer.durations import DEFAULT_LEASE_TTL
 from coffer.errors import CofferError, InvalidRequest, Sealed
 from coffer.framework.engine import Engine, Factory
@@ -80,7 +82,8 @@ class Core:
         self.tokens = TokenStore(self.barrier, default_lease_ttl, max_lease_ttl)
         self.policies = PolicyStore(self.barrier)
         self.audit = AuditBroker(self.barrier, protected=audit_protected, allow_prefixing=allow_audit_log_prefixing)
-        token_engine = token_backend(self.tokens, self.policies)
+        token_engine = token_backend(self.tokens, self.policies, renewer=lambda entry, increment:
+                                     self.logins.renew(entry, increment))
         cubbyhole = cubbyhole_backend()
         # The built-in mounts' engines (the system backend is made below: it needs the router).
         self.router = Router(self.barrier, secrets_engines=dict(engines or {}), auth_methods=dict(auth_methods or {}),
@@ -89,10 +92,12 @@ class Core:
                              default_lease_ttl=default_lease_ttl, max_lease_ttl=max_lease_ttl)
         self.expiration = ExpirationManager(self.barrier, self.router, self.supervisor,
                                             retry_window=revocation_retry_window)
+        self.logins = Logins(self.tokens, self.router)
+        self.wrapping = Wrapping(self.tokens, self._cubbyhole_storage)
         self.system: Engine = system_backend(self)
         self.tokens.revoke_hooks.append(self._token_revoked)
         self.pipeline = Pipeline(lambda: not self._serving, self.router, self.system, self.tokens, self.policies, self.audit,
-                                 self.expiration)
+                                 self.expiration, self.logins, self.wrapping)
         self._unseal_lock = asyncio.Lock()
         #: Unsealed and set up: requests are served (the barrier alone is also open while initializing).
         self._serving = False
@@ -334,12 +339,16 @@ class Core:
         while await self.tokens.revoke_expired() >= 500:
             await asyncio.sleep(0)
 
+    def _cubbyhole_storage(self) -> StorageView | None:
+        cubbyhole = self.router.mounts.get("cubbyhole/")
+        return None if cubbyhole is None else cubbyhole.storage
+
     async def _token_revoked(self, token: TokenEntry) -> None:
         """What goes with a token: the leases it created, and its cubbyhole."""
         await self.expiration.revoke_for_token(token.hash)
-        cubbyhole = self.router.mounts.get("cubbyhole/")
+        cubbyhole = self._cubbyhole_storage()
         if cubbyhole is not None:
-            await cubbyhole.storage.sub(f"{token.hash}/").delete_tree()
+            await cubbyhole.sub(f"{token.hash}/").delete_tree()
 
     # -- status --------------------------------------------------------------
 

@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+
+from coffer import hcl
+from coffer.durations import parse_duration
 
 __all__ = [
     "ACL",
@@ -79,14 +82,13 @@ _LEGACY_POLICIES: dict[str, frozenset[str]] = {
 
 _TOP_LEVEL_KEYS = frozenset({"path", "name"})
 _PATH_KEYS = frozenset(
-    {"capabilities", "policy", "allowed_parameters", "denied_parameters", "required_parameters"}
+    {"capabilities", "policy", "allowed_parameters", "denied_parameters", "required_parameters",
+     "min_wrapping_ttl", "max_wrapping_ttl"}
 )
 # Vault accepts these, but coffer does not implement them. Silently ignoring
 # them would grant more than the author intended, so they are rejected.
 _UNSUPPORTED_PATH_KEYS = frozenset(
     {
-        "min_wrapping_ttl",
-        "max_wrapping_ttl",
         "mfa_methods",
         "control_group",
         "subscribe_event_types",
@@ -170,7 +172,11 @@ path "sys/tools/hash/*" {
 
 
 class PolicyError(ValueError):
-    """A policy document is malformed or invalid."""
+    """A policy document is malformed or invalid; ``line`` is the line it is about, when known."""
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 # --------------------------------------------------------------------------
@@ -192,6 +198,9 @@ class PathRule:
     allowed_parameters: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     denied_parameters: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     required_parameters: tuple[str, ...] = ()
+    #: Seconds; 0: no bound. A minimum makes response wrapping mandatory on the path.
+    min_wrapping_ttl: int = 0
+    max_wrapping_ttl: int = 0
 
     @property
     def has_parameter_constraints(self) -> bool:
@@ -220,6 +229,9 @@ class ACLResult:
     capabilities: frozenset[str] = frozenset()
     #: The pattern that decided, if any (for diagnostics).
     pattern: str | None = None
+    #: The wrapping TTL bounds of the matching rule (seconds; 0: none).
+    min_wrapping_ttl: int = 0
+    max_wrapping_ttl: int = 0
 
 
 # --------------------------------------------------------------------------
@@ -227,137 +239,82 @@ class ACLResult:
 # --------------------------------------------------------------------------
 
 
-class _Dup(list):
-    """All values of a key that was given more than once in one object."""
-
-
-_parser_lock = threading.Lock()
-_parser: Any = None
-
-
-def _hcl_parser() -> Any:
-    """A shared pyhcl parser that keeps duplicate keys instead of merging.
-
-    pyhcl merges repeated blocks key by key (``path "a" {...}`` twice keeps
-    only the last ``capabilities``), which could silently drop a ``deny``.
-    This subclass records repeated keys as :class:`_Dup` lists so that every
-    block is seen. Building the parser tables is slow (tens of ms), so one
-    instance is shared; callers hold ``_parser_lock`` while using it.
-    """
-    global _parser
-    if _parser is None:
-        from hcl.parser import HclParser
-
-        class _DupKeepingParser(HclParser):
-            def objectlist_flat(self, lt, replace):  # noqa: ARG002 - pyhcl's signature
-                d: dict[Any, Any] = {}
-                for k, v in lt:
-                    if k in d:
-                        if isinstance(d[k], _Dup):
-                            d[k].append(v)
-                        else:
-                            d[k] = _Dup([d[k], v])
-                    else:
-                        d[k] = v
-                return d
-
-        _parser = _DupKeepingParser()
-    return _parser
-
-
-def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in d:
-            if isinstance(d[k], _Dup):
-                d[k].append(v)
-            else:
-                d[k] = _Dup([d[k], v])
-        else:
-            d[k] = v
-    return d
-
-
-_PLY_PARSE_ERROR = re.compile(r"^Line (\d+), column (\d+): (.*)$", re.S)
-_PLY_LEX_ERROR = re.compile(r"^Line (\d+), column (\d+), index \d+: (.*)$", re.S)
-
-
-def _describe_hcl_error(text: str, exc: Exception) -> str:
-    msg = str(exc)
-    m = _PLY_LEX_ERROR.match(msg)
-    if m:
-        return f"line {m.group(1)}, column {int(m.group(2)) + 1}: {m.group(3)}"
-    m = _PLY_PARSE_ERROR.match(msg)
-    if m:
-        # pyhcl reports the absolute offset as "column"; recompute a real one.
-        pos = int(m.group(2))
-        line = text.count("\n", 0, pos) + 1
-        column = pos - (text.rfind("\n", 0, pos) + 1) + 1
-        return f"line {line}, column {column}: {m.group(3)}"
-    if msg.startswith("Unexpected end of file"):
-        line = text.count("\n") + (0 if text.endswith("\n") else 1)
-        return f"line {max(line, 1)}: unexpected end of file{msg[len('Unexpected end of file'):]}"
-    return msg
-
-
 def _load(text: str) -> Any:
-    stripped = text.lstrip()
-    if stripped.startswith("{"):
-        try:
-            return json.loads(text, object_pairs_hook=_json_pairs)
-        except json.JSONDecodeError as exc:
-            raise PolicyError(
-                f"failed to parse policy: line {exc.lineno}, column {exc.colno}: {exc.msg}"
-            ) from None
-    if not stripped:
-        return {}
     try:
-        with _parser_lock:
-            return _hcl_parser().parse(text)
-    except ValueError as exc:
-        raise PolicyError(f"failed to parse policy: {_describe_hcl_error(text, exc)}") from None
-    except Exception as exc:  # pyhcl raises assorted errors on odd input
-        raise PolicyError(f"failed to parse policy: {exc}") from None
+        return hcl.loads(text)
+    except hcl.HclError as exc:
+        raise PolicyError(f"failed to parse policy: {exc}", line=exc.line) from None
 
 
-def _iter_path_entries(value: Any) -> Iterator[tuple[str, Any]]:
-    """Yield ``(pattern, block)`` for every path block, whatever the shape.
+@contextmanager
+def _at_line(line: int | None) -> Iterator[None]:
+    """Say on which line a :class:`PolicyError` raised inside happened (the
+    innermost line known wins)."""
+    try:
+        yield
+    except PolicyError as exc:
+        if line is None or exc.line is not None:
+            raise
+        raise PolicyError(f"line {line}: {exc}", line=line) from None
+
+
+def _lines(block: Any, key: str) -> str:
+    """`` (lines 2, 5)`` for a key written more than once, when the lines are known."""
+    lines = block.lines.get(key, []) if isinstance(block, hcl.Object) else []
+    return f" (lines {', '.join(map(str, lines))})" if len(lines) > 1 else ""
+
+
+def _line(block: Any, key: str) -> int | None:
+    return block.line_of(key) if isinstance(block, hcl.Object) else None
+
+
+def _iter_path_entries(value: Any, line: int | None) -> Iterator[tuple[str, Any, int | None]]:
+    """Yield ``(pattern, block, line)`` for every path block, whatever the shape.
 
     Accepts the HCL shape ``{"pattern": {...}}``, repeated blocks
-    (:class:`_Dup`) and the JSON list shape ``[{"pattern": {...}}, ...]``.
+    (:class:`coffer.hcl.Repeated`) and the JSON list shape
+    ``[{"pattern": {...}}, ...]``. ``line`` is where the block starts (None for JSON).
     """
     if isinstance(value, dict):
         for pattern, block in value.items():
+            lines: list[int | None] = list(value.lines.get(pattern, [])) if isinstance(value, hcl.Object) else []
             if not isinstance(pattern, str):
-                raise PolicyError(f"invalid path pattern {pattern!r}: must be a string")
-            yield from _iter_blocks(pattern, block)
+                with _at_line(lines[0] if lines else line):
+                    raise PolicyError(f"invalid path pattern {pattern!r}: must be a string")
+            yield from _iter_blocks(pattern, block, lines or [line])
     elif isinstance(value, list):
         for item in value:
-            yield from _iter_path_entries(item)
+            yield from _iter_path_entries(item, line)
     else:
-        raise PolicyError('"path" must be a block: path "<pattern>" { capabilities = [...] }')
+        with _at_line(line):
+            raise PolicyError('"path" must be a block: path "<pattern>" { capabilities = [...] }')
 
 
-def _iter_blocks(pattern: str, block: Any) -> Iterator[tuple[str, Any]]:
+def _iter_blocks(pattern: str, block: Any, lines: list[int | None]) -> Iterator[tuple[str, Any, int | None]]:
     if isinstance(block, dict):
-        yield pattern, block
+        yield pattern, block, lines[0]
+    elif isinstance(block, hcl.Repeated) and len(lines) == len(block):
+        for item, line in zip(block, lines, strict=True):
+            yield from _iter_blocks(pattern, item, [line])
     elif isinstance(block, list):
         for item in block:
-            yield from _iter_blocks(pattern, item)
+            yield from _iter_blocks(pattern, item, lines[:1])
     else:
-        raise PolicyError(f"path {pattern!r}: expected a block with capabilities")
+        with _at_line(lines[0]):
+            raise PolicyError(f"path {pattern!r}: expected a block with capabilities")
 
 
-def _single(pattern: str, key: str, value: Any) -> Any:
-    if isinstance(value, _Dup):
-        raise PolicyError(f"path {pattern!r}: {key!r} is specified more than once")
+def _single(pattern: str, key: str, block: Any) -> Any:
+    value = block[key]
+    if isinstance(value, hcl.Repeated):
+        raise PolicyError(f"path {pattern!r}: {key!r} is specified more than once{_lines(block, key)}")
     return value
 
 
 def _parse_capabilities(pattern: str, block: Mapping[str, Any]) -> frozenset[str]:
     caps: set[str] = set()
     if "capabilities" in block:
-        value = _single(pattern, "capabilities", block["capabilities"])
+        value = _single(pattern, "capabilities", block)
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
@@ -372,7 +329,7 @@ def _parse_capabilities(pattern: str, block: Mapping[str, Any]) -> frozenset[str
                 )
             caps.add(cap)
     if "policy" in block:
-        legacy = _single(pattern, "policy", block["policy"])
+        legacy = _single(pattern, "policy", block)
         if not isinstance(legacy, str) or legacy not in _LEGACY_POLICIES:
             raise PolicyError(
                 f"path {pattern!r}: invalid policy {legacy!r} "
@@ -386,8 +343,8 @@ def _parse_capabilities(pattern: str, block: Mapping[str, Any]) -> frozenset[str
     return frozenset(caps)
 
 
-def _parse_parameter_map(pattern: str, key: str, value: Any) -> dict[str, tuple[Any, ...]]:
-    value = _single(pattern, key, value)
+def _parse_parameter_map(pattern: str, key: str, block: Any) -> dict[str, tuple[Any, ...]]:
+    value = _single(pattern, key, block)
     if isinstance(value, list):
         # HCL "key { ... }" repeated, or JSON list-of-objects form.
         merged: dict[str, Any] = {}
@@ -403,8 +360,8 @@ def _parse_parameter_map(pattern: str, key: str, value: Any) -> dict[str, tuple[
         raise PolicyError(f"path {pattern!r}: {key} must be a map of name to list of values")
     out: dict[str, tuple[Any, ...]] = {}
     for name, values in value.items():
-        if isinstance(values, _Dup):
-            raise PolicyError(f"path {pattern!r}: {key}: {name!r} is specified more than once")
+        if isinstance(values, hcl.Repeated):
+            raise PolicyError(f"path {pattern!r}: {key}: {name!r} is specified more than once{_lines(value, name)}")
         if not isinstance(name, str):
             raise PolicyError(f"path {pattern!r}: {key}: invalid parameter name {name!r}")
         if values is None:
@@ -425,13 +382,26 @@ def _parse_parameter_map(pattern: str, key: str, value: Any) -> dict[str, tuple[
     return out
 
 
-def _parse_required(pattern: str, value: Any) -> tuple[str, ...]:
-    value = _single(pattern, "required_parameters", value)
+def _parse_required(pattern: str, block: Any) -> tuple[str, ...]:
+    value = _single(pattern, "required_parameters", block)
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise PolicyError(f"path {pattern!r}: required_parameters must be a list of strings")
     return tuple(dict.fromkeys(v.lower() for v in value))
+
+
+def _parse_wrapping_ttl(pattern: str, key: str, block: Any) -> int:
+    value = _single(pattern, key, block)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise PolicyError(f"path {pattern!r}: {key} must be a duration such as 30s or 5m")
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise PolicyError(f"path {pattern!r}: {key}: {exc}") from None
+    if seconds < 0:
+        raise PolicyError(f"path {pattern!r}: {key} cannot be negative")
+    return seconds
 
 
 def _validate_pattern(pattern: str) -> str:
@@ -447,7 +417,10 @@ def _validate_pattern(pattern: str) -> str:
 
 
 def parse_policy(name: str, text: str) -> Policy:
-    """Parse an HCL or JSON policy document. Raises :class:`PolicyError`."""
+    """Parse an HCL or JSON policy document. Raises :class:`PolicyError`.
+
+    Errors in HCL documents start with the line they are about.
+    """
     if not isinstance(text, str):
         raise PolicyError("policy text must be a string")
     doc = _load(text)
@@ -455,28 +428,48 @@ def parse_policy(name: str, text: str) -> Policy:
         raise PolicyError("failed to parse policy: top level must be an object")
     for key in doc:
         if key not in _TOP_LEVEL_KEYS:
-            raise PolicyError(f"invalid key {key!r} at top level (expected 'path')")
+            with _at_line(_line(doc, key)):
+                raise PolicyError(f"invalid key {key!r} at top level (expected 'path')")
     rules: list[PathRule] = []
     if "path" in doc:
-        for raw_pattern, block in _iter_path_entries(doc["path"]):
-            pattern = _validate_pattern(raw_pattern)
-            for key in block:
-                if key in _UNSUPPORTED_PATH_KEYS:
-                    raise PolicyError(f"path {pattern!r}: {key!r} is not supported by coffer")
-                if key not in _PATH_KEYS:
-                    raise PolicyError(f"path {pattern!r}: invalid key {key!r}")
-            caps = _parse_capabilities(pattern, block)
-            allowed: dict[str, tuple[Any, ...]] = {}
-            denied: dict[str, tuple[Any, ...]] = {}
-            required: tuple[str, ...] = ()
-            if "allowed_parameters" in block:
-                allowed = _parse_parameter_map(pattern, "allowed_parameters", block["allowed_parameters"])
-            if "denied_parameters" in block:
-                denied = _parse_parameter_map(pattern, "denied_parameters", block["denied_parameters"])
-            if "required_parameters" in block:
-                required = _parse_required(pattern, block["required_parameters"])
-            rules.append(PathRule(pattern, caps, allowed, denied, required))
+        for raw_pattern, block, line in _iter_path_entries(doc["path"], _line(doc, "path")):
+            with _at_line(line):
+                rules.append(_parse_rule(raw_pattern, block))
     return Policy(name=name, raw=text, rules=rules)
+
+
+def _parse_rule(raw_pattern: str, block: Mapping[str, Any]) -> PathRule:
+    pattern = _validate_pattern(raw_pattern)
+    for key in block:
+        with _at_line(_line(block, key)):
+            if key in _UNSUPPORTED_PATH_KEYS:
+                raise PolicyError(f"path {pattern!r}: {key!r} is not supported by coffer")
+            if key not in _PATH_KEYS:
+                raise PolicyError(f"path {pattern!r}: invalid key {key!r}")
+    with _at_line(_line(block, "capabilities") or _line(block, "policy")):
+        caps = _parse_capabilities(pattern, block)
+    allowed: dict[str, tuple[Any, ...]] = {}
+    denied: dict[str, tuple[Any, ...]] = {}
+    required: tuple[str, ...] = ()
+    if "allowed_parameters" in block:
+        with _at_line(_line(block, "allowed_parameters")):
+            allowed = _parse_parameter_map(pattern, "allowed_parameters", block)
+    if "denied_parameters" in block:
+        with _at_line(_line(block, "denied_parameters")):
+            denied = _parse_parameter_map(pattern, "denied_parameters", block)
+    if "required_parameters" in block:
+        with _at_line(_line(block, "required_parameters")):
+            required = _parse_required(pattern, block)
+    wrap_min = wrap_max = 0
+    if "min_wrapping_ttl" in block:
+        with _at_line(_line(block, "min_wrapping_ttl")):
+            wrap_min = _parse_wrapping_ttl(pattern, "min_wrapping_ttl", block)
+    if "max_wrapping_ttl" in block:
+        with _at_line(_line(block, "max_wrapping_ttl")):
+            wrap_max = _parse_wrapping_ttl(pattern, "max_wrapping_ttl", block)
+    if wrap_min and wrap_max and wrap_max < wrap_min:
+        raise PolicyError(f"path {pattern!r}: max_wrapping_ttl cannot be less than min_wrapping_ttl")
+    return PathRule(pattern, caps, allowed, denied, required, wrap_min, wrap_max)
 
 
 # --------------------------------------------------------------------------
@@ -508,6 +501,9 @@ def _merge_rules(a: PathRule, b: PathRule) -> PathRule:
         _merge_parameter_maps(a.allowed_parameters, b.allowed_parameters),
         _merge_parameter_maps(a.denied_parameters, b.denied_parameters),
         tuple(dict.fromkeys(a.required_parameters + b.required_parameters)),
+        # As in Vault: the lowest minimum and the highest maximum of the policies win.
+        min((t for t in (a.min_wrapping_ttl, b.min_wrapping_ttl) if t), default=0),
+        max(a.max_wrapping_ttl, b.max_wrapping_ttl),
     )
 
 
@@ -732,4 +728,5 @@ class ACL:
         if data is not None and operation in _PARAMETER_CHECKED_OPERATIONS:
             if not _check_parameters(rule, data):
                 return ACLResult(allowed=False, sudo=sudo, capabilities=caps, pattern=rule.pattern)
-        return ACLResult(allowed=True, sudo=sudo, capabilities=caps, pattern=rule.pattern)
+        return ACLResult(allowed=True, sudo=sudo, capabilities=caps, pattern=rule.pattern,
+                         min_wrapping_ttl=rule.min_wrapping_ttl, max_wrapping_ttl=rule.max_wrapping_ttl)

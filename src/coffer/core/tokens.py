@@ -11,6 +11,7 @@ Storage layout (inside the barrier):
   sys/token/parent/<parent hash>/<hash>
   sys/token/expiry/<ms, 15 digits>/<hash>   time-ordered, for the sweeper
   sys/token/revoking/<hash>            the entry of a token being revoked (its id entry is gone)
+  sys/token/mount/<mount uuid>/<hash>  tokens an auth method's login issued (revoked when it is disabled)
 
 Revocation first moves a token's entry from ``id/`` to ``revoking/`` (one
 batch), so it stops working at once, and every write that would attach
@@ -29,12 +30,13 @@ import secrets
 import string
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from coffer.durations import format_duration
 from coffer.errors import InvalidRequest, PermissionDenied
 from coffer.framework.request import TokenInfo
 from coffer.storage.base import ConditionFailed, Delete, Expect, Put, Storage, prefix_end
@@ -46,6 +48,7 @@ ACCESSOR = "sys/token/accessor/"
 PARENT = "sys/token/parent/"
 EXPIRY = "sys/token/expiry/"
 REVOKING = "sys/token/revoking/"
+MOUNT = "sys/token/mount/"
 #: Token entries kept decrypted in memory (the cache is emptied when full).
 CACHE_SIZE = 10_000
 
@@ -74,6 +77,18 @@ class TokenEntry(TokenInfo):
 
     hash: str
     parent: str = ""
+    #: This token's own cap on its life without renewal limits (its mount's or role's; 0: the server's).
+    max_ttl: int = 0
+    #: Addresses the token may be used from (empty: any).
+    bound_cidrs: list[str] = field(default_factory=list)
+    #: The token role it was created with (auth/token/create/<role>).
+    role: str = ""
+    #: The uuid of the auth mount whose login issued it ("" for the token store's own tokens).
+    auth_mount: str = ""
+    #: What that auth method keeps with the token (handed back on renewal; never shown).
+    internal: dict[str, Any] = field(default_factory=dict)
+    #: The caller's name at that auth method.
+    alias: str = ""
 
     def remaining(self, now: float | None = None) -> int:
         if not self.expire_time:
@@ -82,7 +97,7 @@ class TokenEntry(TokenInfo):
 
     def describe(self, token_id: str = "") -> dict[str, Any]:
         """The data block of a lookup, as Vault shapes it."""
-        return {
+        doc: dict[str, Any] = {
             "accessor": self.accessor,
             "creation_time": int(self.creation_time),
             "creation_ttl": self.ttl,
@@ -102,8 +117,14 @@ class TokenEntry(TokenInfo):
             "ttl": self.remaining(),
             "type": "service",
         }
+        if self.role:
+            doc["role"] = self.role
+        if self.bound_cidrs:
+            doc["bound_cidrs"] = list(self.bound_cidrs)
+        return dict(sorted(doc.items()))
 
-    def auth_block(self, token_id: str) -> dict[str, Any]:
+    def auth_block(self, token_id: str, lease_duration: int | None = None) -> dict[str, Any]:
+        """Vault's ``auth`` block; ``lease_duration`` defaults to the TTL the token was created with."""
         return {
             "client_token": token_id,
             "accessor": self.accessor,
@@ -111,7 +132,7 @@ class TokenEntry(TokenInfo):
             "token_policies": self.policies,
             "identity_policies": None,
             "metadata": self.meta or None,
-            "lease_duration": self.remaining(),
+            "lease_duration": self.ttl if lease_duration is None else lease_duration,
             "renewable": self.renewable,
             "entity_id": "",
             "token_type": "service",
@@ -119,6 +140,14 @@ class TokenEntry(TokenInfo):
             "mfa_requirement": None,
             "num_uses": max(self.num_uses, 0),
         }
+
+
+def capped(ttl: int, limit: int, what: str = "max_ttl") -> tuple[int, str]:
+    """``ttl`` within ``limit`` (0: none), with Vault's warning when it had to be lowered."""
+    if limit and ttl > limit:
+        return limit, (f'TTL of "{format_duration(ttl)}" exceeded the effective {what} of '
+                       f'"{format_duration(limit)}"; TTL value is capped accordingly')
+    return ttl, ""
 
 
 RevokeHook = Callable[[TokenEntry], Awaitable[None]]
@@ -203,6 +232,8 @@ class TokenStore:
             if entry.parent:
                 ops.append(Put(f"{PARENT}{entry.parent}/{entry.hash}", b""))
                 expect.append(Expect(ID + entry.parent))
+            if entry.auth_mount:
+                ops.append(Put(f"{MOUNT}{entry.auth_mount}/{entry.hash}", b""))
         if old_expire and old_expire != entry.expire_time:
             ops.append(Delete(expiry_key(old_expire, entry.hash)))
         if entry.expire_time and entry.expire_time != old_expire:
@@ -232,20 +263,38 @@ class TokenStore:
         meta: dict[str, str] | None = None,
         orphan: bool = False,
         path: str = "auth/token/create",
+        default_ttl: int = 0,
+        max_ttl: int = 0,
+        bound_cidrs: list[str] | None = None,
+        role: str = "",
+        auth_mount: str = "",
+        internal: dict[str, Any] | None = None,
+        alias: str = "",
+        warnings: list[str] | None = None,
     ) -> tuple[str, TokenEntry]:
+        """Store a new token; answers it and its entry.
+
+        ``ttl`` 0 takes ``default_ttl`` (else the server's); ``max_ttl`` (else the server's) and
+        ``explicit_max_ttl`` cap it, and a periodic token lives ``period`` (within ``explicit_max_ttl``).
+        A warning for each cap applied is appended to ``warnings``.
+        """
         token_id = token_id or new_token()
         token_hash = self.hash(token_id)
         now = time.time()
+        notes: list[str] = []
         if period:
-            ttl = period
-        elif not ttl:
-            # A root token made without a TTL never expires, as in Vault.
-            ttl = 0 if "root" in policies else self.default_ttl
-        caps = [explicit_max_ttl] if explicit_max_ttl else []
-        if ttl and not period:
-            caps.append(self.max_ttl)
-        if caps:
-            ttl = min(ttl, *caps) if ttl else min(caps)
+            ttl, note = capped(period, explicit_max_ttl, "explicit_max_ttl")
+            notes.append(note)
+        else:
+            if not ttl:
+                # A root token made without a TTL never expires, as in Vault.
+                ttl = explicit_max_ttl if "root" in policies else (default_ttl or self.default_ttl)
+            limits = [c for c in (max_ttl or self.max_ttl, explicit_max_ttl) if c]
+            if ttl and limits:
+                ttl, note = capped(ttl, min(limits))
+                notes.append(note)
+        if warnings is not None:
+            warnings.extend(n for n in notes if n)
         entry = TokenEntry(
             hash=token_hash,
             accessor=new_accessor(),
@@ -262,26 +311,43 @@ class TokenStore:
             expire_time=now + ttl if ttl else 0.0,
             path=path,
             orphan=orphan or parent is None,
+            max_ttl=max_ttl,
+            bound_cidrs=list(bound_cidrs or []),
+            role=role,
+            auth_mount=auth_mount,
+            internal=dict(internal or {}),
+            alias=alias,
         )
         await self._write(entry, new=True)
         return token_id, entry
 
-    async def renew(self, entry: TokenEntry, increment: int = 0) -> TokenEntry:
+    async def renew(self, entry: TokenEntry, increment: int = 0, *, ttl: int | None = None,
+                    max_ttl: int | None = None, period: int | None = None) -> tuple[TokenEntry, int]:
+        """Extend ``entry``'s life; answers it and the TTL granted.
+
+        ``ttl``, ``max_ttl`` and ``period`` are what the token's auth method says apply now (None: keep
+        the token's own). A periodic token gets its period again; another gets ``increment`` (else its
+        TTL), never past its max TTL or explicit max TTL counted from its creation.
+        """
         if not entry.renewable or not entry.expire_time:
             raise InvalidRequest("lease is not renewable")
         now = time.time()
-        ttl = entry.period or increment or entry.ttl
-        limits = [entry.creation_time + c - now for c in (entry.explicit_max_ttl,) if c]
+        if max_ttl is not None:
+            entry.max_ttl = max_ttl
+        if period is not None:
+            entry.period = period
+        granted = entry.period or increment or ttl or entry.ttl
+        limits = [entry.creation_time + entry.explicit_max_ttl - now] if entry.explicit_max_ttl else []
         if not entry.period:
-            limits.append(entry.creation_time + self.max_ttl - now)
+            limits.append(entry.creation_time + (entry.max_ttl or self.max_ttl) - now)
         if limits:
-            ttl = int(min(ttl, *limits))
-        if ttl <= 0:
+            granted = int(min(granted, *limits))
+        if granted <= 0:
             raise InvalidRequest("token has reached its maximum TTL and cannot be renewed; create a new token")
         old = entry.expire_time
-        entry.expire_time = now + ttl
+        entry.expire_time = now + granted
         await self._write(entry, old_expire=old)
-        return entry
+        return entry, granted
 
     async def use(self, entry: TokenEntry) -> bool:
         """Count one use of a limited-use token, before its request runs.
@@ -362,6 +428,8 @@ class TokenStore:
                 ops.append(Delete(f"{PARENT}{node.parent}/{node.hash}"))
             if node.expire_time:
                 ops.append(Delete(expiry_key(node.expire_time, node.hash)))
+            if node.auth_mount:
+                ops.append(Delete(f"{MOUNT}{node.auth_mount}/{node.hash}"))
             await self.storage.batch(ops)
         return len(order)
 
@@ -373,8 +441,56 @@ class TokenStore:
                 count += await self._finish(TokenEntry(**orjson.loads(raw)))
         return count
 
+    async def revoke_mount(self, mount_uuid: str) -> int:
+        """Revoke every token the auth mount ``mount_uuid`` issued (it is being disabled); answers how many."""
+        count = 0
+        folder = f"{MOUNT}{mount_uuid}/"
+        while names := [k for k in await self.storage.list(folder) if not k.endswith("/")]:
+            for token_hash in names:
+                entry = await self._load(token_hash)
+                if entry is not None:
+                    count += await self.revoke_tree(entry)
+                else:
+                    await self.storage.delete(folder + token_hash)
+        return count
+
     async def accessors(self) -> list[str]:
         return await self.storage.list(ACCESSOR)
+
+    async def tidy(self) -> dict[str, int]:
+        """Remove index entries that point at no token (left by crashes or old bugs) and revoke expired
+        tokens; answers what was done."""
+        done = {"accessors": 0, "parent_links": 0, "expiry_entries": 0, "expired_tokens": 0}
+
+        async def dangling(token_hash: str) -> bool:
+            return (await self.storage.get(ID + token_hash) is None
+                    and await self.storage.get(REVOKING + token_hash) is None)
+
+        for accessor in await self.storage.list(ACCESSOR):
+            raw = await self.storage.get(ACCESSOR + accessor)
+            if raw is not None and await dangling(raw.decode()):
+                await self.storage.delete(ACCESSOR + accessor)
+                done["accessors"] += 1
+        for parent in await self.storage.list(PARENT):
+            parent_hash = parent.rstrip("/")
+            parent_gone = await dangling(parent_hash)
+            for child in await self.children(parent_hash):
+                if parent_gone or await dangling(child):
+                    child_entry = await self._load(child)
+                    if child_entry is not None and parent_gone:
+                        # Its parent is gone without having revoked it: it dies as the parent did.
+                        done["expired_tokens"] += await self.revoke_tree(child_entry)
+                    await self.storage.delete(f"{PARENT}{parent_hash}/{child}")
+                    done["parent_links"] += 1
+        start = EXPIRY
+        while rows := await self.storage.scan(start, prefix_end(EXPIRY), 500):
+            for key, _ in rows:
+                if await dangling(key.rsplit("/", 1)[1]):
+                    await self.storage.delete(key)
+                    done["expiry_entries"] += 1
+            start = rows[-1][0] + "\x00"
+        done["expired_tokens"] += await self.revoke_expired()
+        return done
 
     async def revoke_expired(self, now: float | None = None, limit: int = 500) -> int:
         """Revoke tokens whose expiry has passed, oldest first."""

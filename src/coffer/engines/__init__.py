@@ -23,7 +23,10 @@ def builtin_engines() -> dict[str, Factory]:
 
 def builtin_auth_methods() -> dict[str, Factory]:
     """The auth methods, by type (the token method is built into core)."""
-    return {}
+    from coffer.engines.auth import approle, aws, jwt, userpass
+
+    return {"approle": approle.factory, "userpass": userpass.factory, "jwt": jwt.factory, "oidc": jwt.factory,
+            "aws": aws.factory}
 
 
 def load_plugins(directory: str) -> tuple[dict[str, Factory], dict[str, Factory]]:

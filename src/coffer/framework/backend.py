@@ -42,6 +42,9 @@ Handler = Callable[[Request, FieldData], Awaitable[Response | None]]
 ExistenceCheck = Callable[[Request, dict[str, str]], Awaitable[bool]]
 Rollback = Callable[[Request, str, dict[str, Any]], Awaitable[None]]
 Periodic = Callable[[Request], Awaitable[None]]
+#: An auth method's answer to the renewal of a token it issued (``req.auth``): raise to refuse, answer
+#: ``Response(auth=Auth(...))`` with the TTLs to apply now, or None to keep the token's own.
+AuthRenew = Callable[[Request], Awaitable[Response | None]]
 
 # Building blocks for patterns, named like the captures they make.
 NAME = r"\w(?:[\w.-]*\w)?"
@@ -143,6 +146,9 @@ def openapi_template(pattern: str) -> str:
         if p.startswith("/?", i):
             i += 2
             continue
+        if p.startswith("(?:", i):  # a non-capturing group: only its contents show
+            i += 3
+            continue
         ch = p[i]
         if ch == "\\" and i + 1 < len(p):
             out.append(p[i + 1])
@@ -182,6 +188,7 @@ class Backend:
         sudo_paths: tuple[str, ...] = (),
         rollback: Rollback | None = None,
         periodic: Periodic | None = None,
+        renew_auth: AuthRenew | None = None,
     ) -> None:
         self.paths = paths
         self.help = help
@@ -191,6 +198,8 @@ class Backend:
         self.rollback = rollback
         #: Runs on core's periodic tick (rotations, clean-ups).
         self.periodic = periodic
+        #: Checks (and may refuse) the renewal of a token this auth method issued.
+        self.renew_auth = renew_auth
 
     # -- the Engine contract ---------------------------------------------------
 
@@ -200,6 +209,8 @@ class Backend:
 
     async def handle(self, req: Request) -> Response | None:
         op = req.operation
+        if op == RENEW and req.auth is not None:
+            return await self.renew_auth(req) if self.renew_auth is not None else None
         if op in (RENEW, REVOKE):
             return await self._secret_operation(req)
         if op == ROLLBACK:

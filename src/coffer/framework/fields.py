@@ -11,6 +11,7 @@ import orjson
 
 from coffer.durations import parse_duration
 from coffer.errors import InvalidRequest
+from coffer.truth import parse_bool
 
 
 class FieldType(StrEnum):
@@ -55,17 +56,18 @@ class Field:
         return schema
 
 
-_TRUE = {"true", "1", "t", "yes", "y", "on"}
-_FALSE = {"false", "0", "f", "no", "n", "off", ""}
-
-
 def _to_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
         return value != 0
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
+    if isinstance(value, str):
+        if not value.strip():  # an empty form field, which Vault's weak decoding reads as false
+            return False
+        try:
+            return parse_bool(value)
+        except ValueError:
+            pass
     raise ValueError("expected a boolean (true or false)")
 
 

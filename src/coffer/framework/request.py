@@ -99,6 +99,40 @@ class Secret:
     commit_ops: list[Op] = field(default_factory=list)
 
 
+@dataclass(slots=True, kw_only=True)
+class Auth:
+    """What a login asks core to mint, and what core hands an auth method back when that token is renewed.
+
+    An auth method's login answers ``Response(auth=Auth(...))``; core makes the
+    token from it (an orphan, with the mount's TTLs applying) and answers
+    Vault's ``auth`` block. On renewal core sends the method a ``renew``
+    request whose ``req.auth`` holds the token's current settings (with
+    ``internal`` as the login left it); the method may refuse, or answer
+    new ``ttl``/``max_ttl``/``period`` values.
+    """
+
+    policies: list[str] = field(default_factory=list)
+    #: Shown in the token's lookup and the login's auth block (string values).
+    metadata: dict[str, str] = field(default_factory=dict)
+    #: Appended to the mount's name: "userpass-alice".
+    display_name: str = ""
+    #: 0: the mount's default lease TTL.
+    ttl: int = 0
+    #: A cap below the mount's max lease TTL (0: the mount's).
+    max_ttl: int = 0
+    period: int = 0
+    explicit_max_ttl: int = 0
+    num_uses: int = 0
+    renewable: bool = True
+    #: The token works only from these addresses (CIDR blocks or single IPs).
+    bound_cidrs: list[str] = field(default_factory=list)
+    no_default_policy: bool = False
+    #: Kept with the token, never shown: handed back to the method on renewal.
+    internal: dict[str, Any] = field(default_factory=dict)
+    #: The name the caller has at this method (user name, role id...), for the audit trail.
+    alias: str = ""
+
+
 @dataclass(slots=True)
 class Request:
     operation: str
@@ -115,6 +149,10 @@ class Request:
     token: TokenInfo | None = None
     #: The lease's secret, on renew and revoke.
     secret: Secret | None = None
+    #: The token being renewed, on a renew request core sends an auth method.
+    auth: Auth | None = None
+    #: Seconds from X-Vault-Wrap-TTL: answer with a wrapping token instead (0: do not wrap).
+    wrap_ttl: int = 0
 
     @property
     def mount_point(self) -> str:
@@ -133,7 +171,11 @@ class Request:
 class Response:
     data: dict[str, Any] | None = None
     secret: Secret | None = None
-    auth: dict[str, Any] | None = None
+    #: An auth method's login answers an ``Auth`` (core mints the token from it); what the client gets is
+    #: Vault's rendered ``auth`` block (a dict), which the token backend answers directly.
+    auth: Auth | dict[str, Any] | None = None
+    #: Set when the response was wrapped: the wrapping token and its properties.
+    wrap_info: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     # Lifecycle endpoints (sys/init, sys/health...) answer plain JSON.
     raw: bool = False

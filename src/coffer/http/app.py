@@ -14,13 +14,15 @@ from urllib.parse import parse_qsl
 import orjson
 
 from coffer.core.core import Core
+from coffer.durations import parse_duration
 from coffer.errors import CofferError, InvalidRequest, UnsupportedMediaType, UnsupportedOperation
 from coffer.framework.request import DELETE, HELP, LIST, PATCH, READ, UPDATE, Request, Response
 from coffer.http.body import BodyLimits, BodyReader
+from coffer.truth import TRUE_WORDS
 
 log = logging.getLogger("coffer.http")
 
-_TRUE = {"true", "1", "t", "yes"}
+_TRUE = TRUE_WORDS  # query flags (?list=, ?help=): any other word is false
 _JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _EMPTY_HEADERS = [(b"cache-control", b"no-store")]
 _WRITE_METHODS = {"PUT", "POST"}
@@ -79,6 +81,27 @@ def _content_length(headers: dict[str, str]) -> int | None:
     return int(length)
 
 
+#: Vault's durations are 64-bit nanosecond counts.
+_MAX_WRAP_TTL = (2**63 - 1) // 1_000_000_000
+
+
+def _wrap_ttl(value: str | None) -> int:
+    """X-Vault-Wrap-TTL: seconds or a duration ("5m"); 0 or absent: no wrapping."""
+    if value is None or not value.strip():
+        return 0
+    text = value.strip()
+    if text.startswith("-"):
+        raise InvalidRequest("error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative")
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"error parsing X-Vault-Wrap-TTL header: {exc}") from None
+    if seconds > _MAX_WRAP_TTL:
+        raise InvalidRequest(f"error parsing X-Vault-Wrap-TTL header: {text[:40]!r} is too long "
+                             f"(at most {_MAX_WRAP_TTL} seconds)")
+    return seconds
+
+
 def envelope(req: Request, resp: Response) -> dict[str, Any]:
     body: dict[str, Any] = {
         "request_id": req.request_id,
@@ -86,7 +109,7 @@ def envelope(req: Request, resp: Response) -> dict[str, Any]:
         "renewable": resp.renewable,
         "lease_duration": resp.lease_duration,
         "data": resp.data,
-        "wrap_info": None,
+        "wrap_info": resp.wrap_info,
         "warnings": resp.warnings or None,
         "auth": resp.auth,
         "mount_type": req.mount_type,
@@ -163,6 +186,7 @@ class App:
                 remote_addr=client[0] if client else "",
                 request_id=new_request_id(),
                 headers=headers,
+                wrap_ttl=_wrap_ttl(headers.get("x-vault-wrap-ttl")),
             )
             # HTTP/1.x framing: without Content-Length or Transfer-Encoding a request has no
             # body, so there is nothing to receive (saves a round trip through the server).
@@ -195,6 +219,6 @@ class App:
             return resp.status or 200, resp.data
         if req.operation == LIST and not (resp.data or {}).get("keys"):
             return 404, {"errors": []}
-        if resp.data is None and not (resp.auth or resp.warnings or resp.secret or resp.lease_id):
+        if resp.data is None and not (resp.auth or resp.warnings or resp.secret or resp.lease_id or resp.wrap_info):
             return resp.status or 204, None
         return resp.status or 200, envelope(req, resp)

@@ -15,4 +15,8 @@ def open_storage(kind: str, options: dict[str, str]) -> Storage:
         from coffer.storage.sqlite import SqliteStorage
 
         return SqliteStorage(options["path"])
-    raise ValueError(f'storage type "{kind}" is not available; use inmem or sqlite')
+    if kind == "postgresql":
+        from coffer.storage.postgresql import PostgresqlStorage
+
+        return PostgresqlStorage.from_options(options)
+    raise ValueError(f'storage type "{kind}" is not available; use inmem, sqlite or postgresql')

@@ -55,6 +55,67 @@ class ConditionFailed(Exception):
         self.key = key
 
 
+class LockLost(Exception):
+    """A write was refused because this node does not hold the HA lock (any more).
+
+    Raised by an HA-enabled backend for every write made while the lock is not held:
+    by a standby, or by a node whose lock expired or was taken over. Nothing of the
+    refused write was applied.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"this node does not hold the HA lock ({reason}); nothing was written")
+        self.reason = reason
+
+
+class HALock(ABC):
+    """One node's handle on the storage's high-availability lock (one active node at a time).
+
+    ``identity`` names this node's claim (unique per process: a restarted node must use a
+    new one); ``value`` is what other nodes read through :meth:`leader` (the active node's
+    address). A lock, once acquired, renews itself in the background until it is released
+    or lost; :meth:`wait_lost` returns when that happens.
+    """
+
+    identity: str
+    value: str
+    #: Seconds between two tries of :meth:`lock`.
+    retry_interval: float = 1.0
+
+    @property
+    @abstractmethod
+    def held(self) -> bool:
+        """True while this lock is held (acquired, renewed in time, not released)."""
+
+    @abstractmethod
+    async def acquire(self) -> bool:
+        """Try once to take the lock (or keep it, when already ours); True when held."""
+
+    async def lock(self) -> None:
+        """Wait until the lock is held, trying every ``retry_interval`` seconds (cancellable)."""
+        while not await self.acquire():
+            await asyncio.sleep(self.retry_interval)
+
+    @abstractmethod
+    async def renew(self) -> bool:
+        """Extend a held lock; False (and the lock counts as lost) when it no longer is ours."""
+
+    @abstractmethod
+    async def release(self) -> None:
+        """Stop renewing and give the lock up, so another node may take it at once."""
+
+    @abstractmethod
+    async def leader(self) -> tuple[str, str] | None:
+        """``(identity, value)`` of whoever holds an unexpired lock, or None."""
+
+    @abstractmethod
+    async def wait_lost(self) -> None:
+        """Return once the lock held since the last successful acquire is lost or released.
+
+        Returns at once when the lock is not held.
+        """
+
+
 class Storage(ABC):
     """Physical storage: get / put / delete / list / ordered scan / batch."""
 
@@ -101,6 +162,15 @@ class Storage(ABC):
             start = rows[-1][0] + "\x00"
             await asyncio.sleep(0)  # counting many keys must not stall other requests
         return total
+
+    def ha_lock(self, identity: str, value: str) -> HALock | None:
+        """A handle on this storage's HA lock for ``identity``, or None when it has no HA.
+
+        Once a handle of an HA-enabled storage has acquired the lock, every write of that
+        storage is fenced by it: a write made while the lock is not held raises
+        :class:`LockLost`.
+        """
+        return None
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""

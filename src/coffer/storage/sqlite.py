@@ -85,20 +85,27 @@ READ_CACHE_MAX_VALUE = 16 * 1024
 _WAL_INDEX_HEADER = 48
 
 
-def _map_wal_index(path: str) -> mmap.mmap | None:
-    """The ``-shm`` file mapped read-only, or None (then nothing is cached)."""
+def _map_wal_index(path: str) -> tuple[mmap.mmap, int] | None:
+    """The ``-shm`` file mapped read-only and its descriptor, or None (then nothing is cached).
+
+    The descriptor stays open as long as the mapping (Python's mmap keeps a duplicate of it): closing any
+    descriptor of a file drops every POSIX lock this process holds on it, SQLite's included. Without its
+    lock on the -shm file, the next process to open the database (a backup, the sqlite3 shell) believes
+    it is alone, resets the file, and SQLite in this process dies of SIGBUS.
+    """
     try:
         fd = os.open(path + "-shm", os.O_RDONLY)
     except OSError:
         return None
     try:
         if os.fstat(fd).st_size < _WAL_INDEX_HEADER:
+            os.close(fd)
             return None
-        return mmap.mmap(fd, _WAL_INDEX_HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
+        mapping = mmap.mmap(fd, _WAL_INDEX_HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
     except (OSError, ValueError):
-        return None
-    finally:
         os.close(fd)
+        return None
+    return mapping, fd
 
 
 #: Multi-row statements take runs of up to this many ops (a power of two: see _apply_runs).
@@ -217,7 +224,9 @@ class SqliteStorage(Storage):
         # every commit, exactly as an uncached read would.
         self._cache: dict[str, bytes | None] = {}
         self._header = b""
-        self._wal_index = _map_wal_index(path)
+        mapped = _map_wal_index(path)
+        self._wal_index: mmap.mmap | None = mapped[0] if mapped else None
+        self._wal_index_fd = mapped[1] if mapped else -1
 
     # -- reads: on the event loop --------------------------------------------
 
@@ -394,12 +403,14 @@ class SqliteStorage(Storage):
             return
         self._closed = True
         self._reader.close()
-        if self._wal_index is not None:
-            self._wal_index.close()
-            self._wal_index = None
         self._cache.clear()
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._writer_pool, self._writer.close)
         finally:
             self._writer_pool.shutdown(wait=True)
+            # Only now that SQLite is done with the file (see _map_wal_index).
+            if self._wal_index is not None:
+                self._wal_index.close()
+                self._wal_index = None
+                os.close(self._wal_index_fd)

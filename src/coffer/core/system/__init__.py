@@ -17,6 +17,7 @@ from coffer.core.system import (
     policies,
     rootkeys,
     ui_mounts,
+    wrapping,
 )
 from coffer.framework.backend import Backend
 
@@ -35,15 +36,17 @@ def system_backend(core: Core) -> Backend:
         [
             *lifecycle.paths(core),
             *rootkeys.paths(core),
-            *mounts.paths(core.router, core.expiration),
+            *mounts.paths(core.router, core.expiration, core.tokens),
             *policies.paths(core.policies),
             *capabilities.paths(core.tokens, core.policies),
             *audit.paths(core.audit),
             *keys.paths(core.barrier, core.router),
             *leases.paths(core.expiration),
+            *wrapping.paths(core.wrapping),
             *ui_mounts.paths(core.router, core.tokens, core.policies),
         ],
         help=HELP,
-        unauthenticated=(*lifecycle.UNAUTHENTICATED, *rootkeys.UNAUTHENTICATED, *ui_mounts.UNAUTHENTICATED),
+        unauthenticated=(*lifecycle.UNAUTHENTICATED, *rootkeys.UNAUTHENTICATED, *wrapping.UNAUTHENTICATED,
+                         *ui_mounts.UNAUTHENTICATED),
         sudo_paths=(*lifecycle.SUDO, *rootkeys.SUDO, *mounts.SUDO, *audit.SUDO, *keys.SUDO, *leases.SUDO),
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from coffer.core.expiration import ExpirationManager
 from coffer.core.router import AUTH_PREFIX, RESERVED, MountEntry, Router, normalize
+from coffer.core.tokens import TokenStore
 from coffer.durations import parse_duration
 from coffer.errors import InvalidRequest
 from coffer.framework.backend import Handler, Path
@@ -23,7 +24,7 @@ def top(data: dict[str, Any]) -> Response:
     return Response(data=data, data_at_top_level=True)
 
 
-def paths(router: Router, expiration: ExpirationManager) -> list[Path]:
+def paths(router: Router, expiration: ExpirationManager, tokens: TokenStore) -> list[Path]:
     server_max = router.max_lease_ttl
 
     def ttl_config(raw_config: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -93,6 +94,8 @@ def paths(router: Router, expiration: ExpirationManager) -> list[Path]:
                 f"cannot unmount {route}: {len(result.failed)} lease(s) could not be revoked (e.g. {lease_id}: "
                 f"{error}); fix the cause, or forget them with sys/leases/revoke-force/{route}, then retry"
             )
+        if auth:  # the tokens its logins issued go with it (and their leases with them)
+            await tokens.revoke_mount(mount.entry.uuid)
         await router.unmount(route)
 
     async def read_tune(req: Request, d: FieldData, auth: bool = False) -> Response:
