@@ -101,6 +101,8 @@ async def test_rekey_with_verification(sealed5):
 
 async def test_rekey_refusals(sealed5):
     app = sealed5
+    missing = await put(app, "sys/rekey/init", {"secret_threshold": 2})
+    assert missing.status_code == 400 and "secret_shares" in missing.json()["errors"][0]
     bad = await put(app, "sys/rekey/init", {"secret_shares": 1, "secret_threshold": 2})
     assert bad.status_code == 400 and bad.json()["errors"][0].startswith("invalid rekey seal configuration")
     assert (await put(app, "sys/rekey/init", {"secret_shares": 3, "secret_threshold": 2,

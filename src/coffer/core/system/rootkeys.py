@@ -69,6 +69,7 @@ def paths(server: KeyCeremonies) -> list[Path]:
 
     async def rekey_init(req: Request, d: FieldData) -> Response:
         _no_pgp(d, "pgp_keys", "backup")
+        d.require("secret_shares", "secret_threshold")
         return raw(server.rekey_init(d["secret_shares"], d["secret_threshold"], d["require_verification"]))
 
     async def rekey_cancel(req: Request, d: FieldData) -> None:
