@@ -106,7 +106,7 @@ def test_list_and_metadata(cli):
 def test_the_same_commands_on_kv_version_1(cli, kv1):
     path = f"{kv1}/{unique('v1')}"
     assert cli.ok("kv", "put", path, "a=1").out == f"Success! Data written to: {path}\n"
-    assert table(cli.ok("kv", "get", path).out) == [("a", "1")]
+    assert sections(cli.ok("kv", "get", path).out) == {"Data": "Key  Value\n---  -----\na    1"}
     assert cli.ok("kv", "get", "-field=a", path).out == "1"
     assert json.loads(cli.ok("kv", "get", "-format=json", path).out)["data"] == {"a": "1"}
     assert path.split("/", 1)[1] in cli.json("kv", "list", kv1)

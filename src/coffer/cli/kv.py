@@ -78,10 +78,9 @@ def section(title: str, body: str) -> str:
 
 
 def _metadata_rows(metadata: dict[str, Any]) -> list[tuple[str, Any]]:
-    rows = []
-    for key, value in sorted(metadata.items()):
-        rows.append((key, "n/a" if value in ("", None) else value))
-    return rows
+    """As vault kv shows them: an empty time is n/a, a missing map <nil>."""
+    return [(key, "<nil>" if value is None else "n/a" if value == "" else value)
+            for key, value in sorted(metadata.items())]
 
 
 def _show_version(env: Env, t: Target, body: dict[str, Any]) -> None:
@@ -153,7 +152,8 @@ def get(env: Env, path: str, mount: str | None, version: int | None) -> None:
     elif t.version == 2:
         _show_version(env, t, body)
     else:
-        env.show(body)
+        click.echo(section("Data", table(sorted((data or {}).items()))))
+        show_warnings(body)
     if reply.status == 404:  # a deleted or destroyed version: its metadata was shown
         click.echo(f"\nThe version at {api} was deleted or destroyed; its data cannot be read", err=True)
         raise SystemExit(2)
