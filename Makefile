@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint clean bench bench-full bench-peers bench-peers-full wrk
+.PHONY: run test lint clean bench bench-full bench-peers bench-peers-full wrk soak
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-peers: $(VENV)/.installed-bench wrk
 
 bench-peers-full: $(VENV)/.installed-bench wrk
 	$(PY) bench/peers.py --full
+
+# The ten-minute soak (not in CI; the suite runs a one-minute version): figures go to bench/RESULTS.md.
+soak: $(VENV)/.installed-test
+	$(PY) bench/soak.py
 
 run: $(VENV)/.installed
 	@echo 'The CLI is $(VENV)/bin/coffer; to type just coffer in another terminal, paste: source $(CURDIR)/$(VENV)/bin/activate'

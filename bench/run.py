@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import BENCH_DIR, Row, log  # noqa: E402
 
-BENCHMARKS = ("kv", "aws", "leases", "peers")
+BENCHMARKS = ("kv", "aws", "leases", "peers", "idle")
 
 
 def machine() -> dict[str, Any]:
@@ -143,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                     got, raw[name] = peers.run(workdir, quick=quick, reps=args.reps, profile=not args.no_profile,
                                                data_dir=args.peers_data)
                     profiles.update({f"peers: {k}": v for k, v in raw[name].pop("profiles", {}).items()})
+                elif name == "idle":
+                    import idle_bench
+
+                    got, raw[name] = idle_bench.run(workdir, quick=quick, reps=args.reps)
                 elif name == "aws":
                     import aws_bench
 

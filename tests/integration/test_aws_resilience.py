@@ -497,3 +497,28 @@ def test_revoke_during_an_aws_outage_answers_502_and_keeps_the_lease(coffer, mot
     fault_proxy.clear()
     wait_until(lambda: lookup(coffer, creds["lease_id"]).status_code != 200, "the retries revoked the lease")
     assert not moto.user_exists(user)
+
+
+def test_create_user_answer_lost_then_retried_by_the_sdk_issues_normally(coffer, moto, fault_proxy):
+    """moto made the user, the answer was lost, the SDK's retry hears EntityAlreadyExists: the random name
+    means it is this very user, so issuing goes on (it used to answer 400 for AWS's hiccup)."""
+    configure_root(coffer, coffer.full_root, fault_proxy.endpoint, max_retries=1)
+    role = unique()
+    put_role(coffer, role, policy_document=json.dumps(ROLE_POLICY))
+    fault_proxy.fail("CreateUser", "drop_after", times=1)
+    creds = issue_ok(coffer, role)
+    assert fault_proxy.count("CreateUser") == 2
+    assert_only_leased_users(coffer, moto, role, [creds])
+
+
+def test_an_existing_user_of_a_fixed_name_is_never_taken_over(coffer, moto, fault_proxy):
+    role = unique()
+    moto.make_user(f"fixed-{role}", None)
+    coffer.request("POST", "aws/config/root", token=coffer.root_token, json={
+        "access_key": coffer.full_root.access_key_id, "secret_key": coffer.full_root.secret_access_key,
+        "region": "us-east-1", "iam_endpoint": fault_proxy.endpoint, "sts_endpoint": fault_proxy.endpoint,
+        "username_template": '{{ printf "fixed-%s" .RoleName | truncate 64 }}'}).raise_for_status()
+    put_role(coffer, role, policy_document=json.dumps(ROLE_POLICY))
+    r = issue(coffer, role)
+    assert r.status_code == 400 and "already exists" in errors_of(r)
+    assert moto.user_exists(f"fixed-{role}")  # someone else's user: left alone

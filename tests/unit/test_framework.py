@@ -246,8 +246,11 @@ def test_help_response_and_openapi():
                   relative_path="roles/web")
     resp = asyncio.run(b.handle(req))
     assert resp.raw and set(resp.data) >= {"help", "openapi"}
-    assert resp.data["help"].startswith("Test backend.")
-    assert "One role." in resp.data["help"]
+    # as Vault's path-help: the path asked for and the route that matched it, then that route's own help
+    assert resp.data["help"].startswith("Request:        roles/web\nMatching Route: ^roles/")
+    assert "One role." in resp.data["help"] and "Test backend." not in resp.data["help"]
+    root = asyncio.run(b.handle(Request(operation=HELP, path="x/", mount=MountInfo(path="x/", type="test"))))
+    assert root.data["help"].startswith("Test backend.")  # the mount root: the engine's own help
     paths = resp.data["openapi"]["paths"]
     assert set(paths) == {"/x/roles", "/x/roles/{name}", "/x/config"}
     role = paths["/x/roles/{name}"]

@@ -58,8 +58,9 @@ class Barrier(Storage):
 
     def __init__(self, physical: Storage) -> None:
         self.physical = physical
-        #: Values that failed to decrypt since start (each one is logged).
+        #: Values that failed to decrypt since start (each one is logged), and values encrypted since unseal.
         self.decrypt_failures = 0
+        self.encryptions = 0
         self._terms: dict[int, AESGCM] = {}
         self._keyring: builtins.list[Term] = []
         self._active = 0
@@ -129,6 +130,8 @@ class Barrier(Storage):
         return next(t for t in self._keyring if t.number == self._active)
 
     def _load(self, terms: builtins.list[Term]) -> None:
+        if not self._terms:  # an unseal (not a rotation): count afresh
+            self.encryptions = 0
         self._keyring = terms
         self._terms = {t.number: AESGCM(t.key) for t in terms}
         self._active = max(t.number for t in terms)
@@ -148,6 +151,7 @@ class Barrier(Storage):
 
     def encrypt(self, path: str, plaintext: bytes) -> bytes:
         self._check()
+        self.encryptions += 1
         return _seal_blob(self._terms[self._active], self._active, path, plaintext)
 
     def decrypt(self, path: str, blob: bytes) -> bytes:

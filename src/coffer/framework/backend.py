@@ -91,20 +91,19 @@ class Path:
     def openapi_path(self) -> str:
         return openapi_template(self.pattern)
 
-    def help_text(self) -> str:
-        lines = [self.synopsis.strip(), ""]
-        if self.description:
-            lines += [self.description.strip(), ""]
-        params = {k: f for k, f in self.fields.items()}
-        if params:
-            lines.append("## PARAMETERS")
-            lines.append("")
-            for name in sorted(params):
-                f = params[name]
-                lines.append(f"{name} ({f.type.value})")
+    def help_text(self, request_path: str = "") -> str:
+        """Help for this path, laid out as Vault's path-help (``Request:`` and ``Matching Route:`` first)."""
+        lines = [f"Request:        {request_path}", f"Matching Route: ^{self.pattern}$", "",
+                 self.synopsis.strip() or "<no synopsis>", ""]
+        if self.fields:
+            lines += ["## PARAMETERS", ""]
+            for name in sorted(self.fields):
+                f = self.fields[name]
+                lines += [f"    {name} ({f.type.value})", ""]
                 if f.description:
-                    lines.append(f"    {f.description}")
-                lines.append("")
+                    lines += [f"        {f.description}", ""]
+        if self.description:
+            lines += ["## DESCRIPTION", "", self.description.strip(), ""]
         return "\n".join(lines).rstrip() + "\n"
 
 
@@ -290,8 +289,10 @@ class Backend:
 
     def _help(self, req: Request) -> Response:
         rel = req.relative_path
+        if not rel.strip("/"):  # the mount root: the engine's own help, as Vault answers
+            return self.help_response(None, req)
         path = next((p for p in self.paths if p.regex.fullmatch(rel)), None)
-        if path is None and rel.strip("/"):
+        if path is None:
             raise NotFound(f'no help for "{req.path}": unsupported path')
         return self.help_response(path, req)
 
@@ -300,10 +301,10 @@ class Backend:
         if path is None:
             listing = "\n".join(f"    {p.openapi_path():<30} {p.synopsis}" for p in self.paths)
             text = f"## PATHS\n\n{listing}\n"
+            if self.help:
+                text = self.help.strip() + "\n\n" + text
         else:
-            text = path.help_text()
-        if self.help:
-            text = self.help.strip() + "\n\n" + text
+            text = path.help_text(req.relative_path)
         doc = self.openapi(req.mount_point)
         return Response(data={"help": text, "openapi": doc, "see_also": None}, raw=True)
 

@@ -24,7 +24,8 @@ def paths(barrier: Barrier, router: Router) -> list[Path]:
         term = barrier.key_status()
         installed = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(term.install_time))
         # Vault documents term/install_time at the top level; hvac reads data.
-        return Response(data={"term": term.number, "install_time": installed, "encryptions": None},
+        # encryptions: a number, as Vault answers (the Go CLI refuses anything else); counted since unseal.
+        return Response(data={"term": term.number, "install_time": installed, "encryptions": barrier.encryptions},
                         data_at_top_level=True)
 
     async def openapi(req: Request, d: FieldData) -> Response:

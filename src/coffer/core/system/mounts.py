@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ from coffer.core.expiration import ExpirationManager
 from coffer.core.router import AUTH_PREFIX, RESERVED, MountEntry, Router, normalize
 from coffer.core.tokens import TokenStore
 from coffer.durations import parse_duration
-from coffer.errors import InvalidRequest
+from coffer.errors import InvalidRequest, NotFound
 from coffer.framework.backend import Handler, Path
 from coffer.framework.fields import Field, FieldData, FieldType, convert
 from coffer.framework.request import Request, Response
@@ -135,11 +136,26 @@ def paths(router: Router, expiration: ExpirationManager, tokens: TokenStore) -> 
         await router.update(route, change)
         return Response(warnings=warnings) if warnings else None
 
-    async def remount(req: Request, d: FieldData) -> None:
+    migrations: dict[str, dict[str, str]] = {}  # the last moves, for sys/remount/status
+
+    async def remount(req: Request, d: FieldData) -> Response:
         d.require("from", "to")
         src, dst = normalize(d["from"]), normalize(d["to"])
         await router.remount(src, dst)
         await expiration.move_prefix(src, dst)
+        # Vault's remount runs in the background and answers a migration id to poll; coffer's is done now.
+        migration_id = str(uuid.uuid4())
+        migrations[migration_id] = {"source_mount": src, "target_mount": dst, "status": "success"}
+        while len(migrations) > 100:
+            del migrations[next(iter(migrations))]
+        return Response(data={"migration_id": migration_id}, data_at_top_level=True)
+
+    async def remount_status(req: Request, d: FieldData) -> Response:
+        info = migrations.get(d["migration_id"])
+        if info is None:
+            raise NotFound(f'no mount migration with id "{d["migration_id"]}" (ids are kept for the last 100 moves '
+                           "until the server restarts)")
+        return Response(data={"migration_id": d["migration_id"], "migration_info": info})
 
     def for_auth(handler: Callable[..., Awaitable[Response | None]]) -> Handler:
         return functools.partial(handler, auth=True)
@@ -173,6 +189,8 @@ def paths(router: Router, expiration: ExpirationManager, tokens: TokenStore) -> 
         Path("remount", {"write": remount}, {"from": Field(S, "The current mount path."),
                                              "to": Field(S, "The new mount path.")},
              synopsis="Move a mount to a new path."),
+        Path(r"remount/status/(?P<migration_id>[^/]+)", {"read": remount_status},
+             {"migration_id": Field(S, "The id sys/remount answered.")}, synopsis="The outcome of a mount move."),
         Path("auth", {"read": list_auth}, synopsis="List the auth methods."),
         Path(r"auth/(?P<path>.+?)/tune", {"read": for_auth(read_tune), "write": for_auth(tune)}, dict(tune_fields),
              synopsis="Read or change an auth method's lease TTLs and description."),

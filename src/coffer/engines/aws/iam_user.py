@@ -26,7 +26,7 @@ from botocore.parsers import ResponseParserError
 from coffer.engines.aws import config as cfg
 from coffer.engines.aws.clients import Clients, call, error_code, error_message, is_throttle, sts_with_key
 from coffer.engines.aws.roles import Role, load_role
-from coffer.engines.aws.usernames import iam_username
+from coffer.engines.aws.usernames import has_randomness, iam_username
 from coffer.errors import InvalidRequest, RetryLater, UpstreamError
 from coffer.framework import wal
 from coffer.framework.fields import FieldData
@@ -54,6 +54,10 @@ class StepError(Exception):
         self.user_seen = False
 
 
+class NotOurs(StepError):
+    """CreateUser refused a name that an IAM user (not made by this request) already has."""
+
+
 class UserGone(Exception):
     """The IAM user does not exist."""
 
@@ -65,7 +69,8 @@ def _step(what: str, fn: Any, **kwargs: Any) -> Any:
         raise StepError(what, exc) from exc
 
 
-def create_user_sync(iam: Any, username: str, role_name: str, role: Role, tags: dict[str, str]) -> dict[str, str]:
+def create_user_sync(iam: Any, username: str, role_name: str, role: Role, tags: dict[str, str],
+                     unique_name: bool = False) -> dict[str, str]:
     """Every AWS call of issuing, in order (runs in the AWS thread pool)."""
     params: dict[str, Any] = {"UserName": username}
     if role.user_path:
@@ -74,7 +79,16 @@ def create_user_sync(iam: Any, username: str, role_name: str, role: Role, tags: 
         params["PermissionsBoundary"] = role.permissions_boundary_arn
     if tags:
         params["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-    _step("Error creating IAM user", iam.create_user, **params)
+    try:
+        _step("Error creating IAM user", iam.create_user, **params)
+    except StepError as exc:
+        # A name with random characters in it that exists is this user, made by an earlier attempt of this
+        # very call whose answer was lost (the SDK retried): carry on with it. Any other name may be someone
+        # else's user, which is never touched.
+        if error_code(exc.cause) != "EntityAlreadyExists":
+            raise
+        if not unique_name:
+            raise NotOurs("Error creating IAM user", exc.cause) from None
     for arn in role.policy_arns:
         _step("Error attaching user policy", iam.attach_user_policy, UserName=username, PolicyArn=arn)
     if role.policy_document:
@@ -246,7 +260,8 @@ class IamUsers:
         config = await cfg.read_root(req.storage)
         lease = await cfg.read_lease(req.storage)
         display = req.token.display_name if req.token else "token"
-        username = iam_username(config.get("username_template", ""), display, name)
+        template = config.get("username_template", "")
+        username = iam_username(template, display, name)
         lease_id = f"{req.path.rstrip('/')}/{uuid.uuid4()}"
         tags = dict(role.iam_tags)
         if config.get("tag_users"):
@@ -254,7 +269,10 @@ class IamUsers:
         wal_id = await wal.put(req.storage, WAL_KIND, {"username": username})
         iam = self.clients.iam(config)
         try:
-            keys = await call(create_user_sync, iam, username, name, role, tags)
+            keys = await call(create_user_sync, iam, username, name, role, tags, has_randomness(template))
+        except NotOurs as exc:  # nothing was made: forget the intent, never touch that user
+            await wal.delete(req.storage, wal_id)
+            raise _upstream(exc) from None
         except StepError as exc:
             await self._undo(iam, req, username, wal_id)
             raise _upstream(exc) from None

@@ -45,3 +45,12 @@ def iam_username(template_text: str, display_name: str, role_name: str) -> str:
         "Type": "IAM",
     })
     return _INVALID.sub("_", name)[:IAM_MAX]
+
+
+_RANDOM_FUNCTION = re.compile(r"{{[^}]*\b(?:random|uuid)\b")
+
+
+def has_randomness(template_text: str) -> bool:
+    """Whether names from this template (Vault's default when empty) carry random characters, so a name
+    that already exists in IAM can only be one this very request made."""
+    return not template_text or bool(_RANDOM_FUNCTION.search(template_text))

