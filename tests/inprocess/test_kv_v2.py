@@ -4,6 +4,7 @@ the upgrade from version 1, and the storage layout it keeps."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import orjson
 import pytest
@@ -242,10 +243,12 @@ async def test_every_field_has_a_sentence_of_help(kv):
     for path in ("data/x", "metadata/x", "delete/x", "undelete/x", "destroy/x", "subkeys/x", "config"):
         text = (await kv.call("GET", f"kv2/{path}?help=1")).json()["help"]
         assert "Path parameter" not in text, text
-        params = text.split("## PARAMETERS", 1)[1].strip().split("\n\n")
-        for block in params:
-            name, description = block.split("\n", 1)
-            assert len(description.strip().split()) >= 5, f"{path}: {name} has no real description"
+        params = text.split("## PARAMETERS", 1)[1].split("## DESCRIPTION", 1)[0]
+        named = re.findall(r"(?m)^    (\w+) \(\w+\)$", params)
+        described = re.findall(r"(?m)^        (\S.*)$", params)
+        assert named and len(named) == len(described), text
+        for name, description in zip(named, described, strict=True):
+            assert len(description.split()) >= 5, f"{path}: {name} has no real description"
 
 
 async def test_storage_layout_is_under_the_reserved_prefix(kv):
