@@ -9,6 +9,7 @@ concurrency). The latency ratio is also measured without the proxy.
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import threading
@@ -24,7 +25,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 DELAY_MS = 50
 ROLE_POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}'
-ROOT_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]}
+ROOT_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iam:*", "sts:*"],
+                                                      "Resource": "*"}]}
 
 
 def start_proxy(target: str, delay_ms: float, workdir: Path, action_log: Path | None = None):
@@ -51,7 +53,23 @@ def boto_iam(endpoint: str, key: tuple[str, str]) -> Any:
 
     session = boto3.session.Session(aws_access_key_id=key[0], aws_secret_access_key=key[1], region_name="us-east-1")
     return session.client("iam", endpoint_url=endpoint, config=Config(
-        retries={"mode": "standard"}, max_pool_connections=32, connect_timeout=10, read_timeout=30))
+        retries={"mode": "adaptive"}, max_pool_connections=32, connect_timeout=3, read_timeout=10))
+
+
+def boto_sts(endpoint: str, key: tuple[str, str]) -> Any:
+    """A boto3 STS client configured as coffer configures its own (engines/aws/clients.py)."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(aws_access_key_id=key[0], aws_secret_access_key=key[1], region_name="us-east-1")
+    return session.client("sts", endpoint_url=endpoint, config=Config(
+        retries={"mode": "adaptive"}, max_pool_connections=32, connect_timeout=3, read_timeout=10))
+
+
+def direct_assume(sts: Any, role_arn: str) -> None:
+    """What coffer's assumed_role issue does at AWS: one AssumeRole."""
+    sts.assume_role(RoleArn=role_arn, RoleSessionName=f"vault-{int(time.time())}-{uuid.uuid4().hex[:20]}"[:32],
+                    DurationSeconds=3600)
 
 
 def direct_issue(iam: Any, user_path: str = "/") -> str:
@@ -161,6 +179,10 @@ def run(workdir: Path, *, quick: bool, reps: int = 3, bulk: int | None = None) -
         coffer.start()
         coffer.init_unseal()
         c = coffer.http()
+        root_arn = moto.admin_iam().get_user(UserName="coffer-bench-root")["User"]["Arn"]
+        role_arn = moto.admin_iam().create_role(RoleName="coffer-bench-sts", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": root_arn},
+                                                    "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
         for mount, endpoint in (("aws", proxy_endpoint), ("aws-direct", moto.endpoint)):
             c.put(f"sys/mounts/{mount}", {"type": "aws"})
             c.put(f"{mount}/config/root", {"access_key": key[0], "secret_key": key[1], "region": "us-east-1",
@@ -168,6 +190,7 @@ def run(workdir: Path, *, quick: bool, reps: int = 3, bulk: int | None = None) -
             c.put(f"{mount}/roles/bench", {"credential_type": "iam_user", "policy_document": ROLE_POLICY})
             c.put(f"{mount}/roles/bulk", {"credential_type": "iam_user", "policy_document": ROLE_POLICY,
                                           "user_path": "/bulk/"})
+            c.put(f"{mount}/roles/sts", {"credential_type": "assumed_role", "role_arns": [role_arn]})
         c.close()
         iam_delay = boto_iam(proxy_endpoint, key)
         iam_nodelay = boto_iam(moto.endpoint, key)
@@ -254,6 +277,23 @@ def run(workdir: Path, *, quick: bool, reps: int = 3, bulk: int | None = None) -
                     f"{statistics.median(dr) * 1000:.1f} ms")
         raw["latency_medians_ms"] = lat
 
+        # 2b. STS assumed_role: one AssumeRole each, through the same delay (leases are not revoked:
+        # revoking STS credentials only forgets them)
+        sts_delay, sts_nodelay = boto_sts(proxy_endpoint, key), boto_sts(moto.endpoint, key)
+        for label, mount, sts in (("delay", "aws", sts_delay), ("nodelay", "aws-direct", sts_nodelay)):
+            for _ in range(2):  # warm-up
+                client().get(f"{mount}/creds/sts")
+                direct_assume(sts, role_arn)
+            for rep in range(reps):
+                cs, ds = [], []
+                for _ in range(samples * 2):
+                    cs.append(timed(lambda m=mount: client().get(f"{m}/creds/sts"))[0])
+                    ds.append(timed(direct_assume, sts, role_arn)[0])
+                lat.setdefault(f"{label}_coffer_sts", []).append(statistics.median(cs) * 1000)
+                lat.setdefault(f"{label}_direct_sts", []).append(statistics.median(ds) * 1000)
+                log(f"aws sts latency {label} rep {rep + 1}: coffer {statistics.median(cs) * 1000:.1f} vs "
+                    f"direct AssumeRole {statistics.median(ds) * 1000:.1f} ms")
+
         # 3. concurrency: issue throughput with 1 and 16 clients (through the delay)
         issued: list[str] = []
         issued_lock = threading.Lock()
@@ -301,6 +341,12 @@ def run(workdir: Path, *, quick: bool, reps: int = 3, bulk: int | None = None) -
         ratios = [x / y for x, y in zip(c, d, strict=True)]
         rows.append(Row(f"AWS revoke median latency ({desc})", fmt3(c, 1, " ms"),
                         fmt3(d, 1, " ms") + " direct teardown", f"{statistics.median(ratios):.2f}x", "report", None))
+    for label, desc in (("delay", f"+{DELAY_MS} ms/call"), ("nodelay", "no delay")):
+        c, d = lat[f"{label}_coffer_sts"], lat[f"{label}_direct_sts"]
+        r = statistics.median([x / y for x, y in zip(c, d, strict=True)])
+        rows.append(Row(f"AWS STS assumed_role issue median latency ({desc})", fmt3(c, 1, " ms"),
+                        fmt3(d, 1, " ms") + " direct boto3 AssumeRole", f"{r:.2f}x",
+                        "<= 1.1x" if label == "delay" else "report", (r <= 1.1) if label == "delay" else None))
     ratios = [x / y for x, y in zip(tp["coffer_16"], tp["coffer_1"], strict=True)]
     r = statistics.median(ratios)
     rows.append(Row(f"AWS issue throughput, 16 clients vs 1 (+{DELAY_MS} ms/call)", fmt3(tp["coffer_16"], 1, "/s"),

@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -548,8 +549,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         proxy = self.server.proxy
+        arrived = time.monotonic()
         body = self._read_body()
         action = request_action(self.path, self.headers, body)
+        proxy._arrived(arrived, action, self.path, self.headers, body)
         fault = proxy._take_fault(action)
         if fault is not None and fault.kind in _ERRORS:
             status, kind_type, code, message = _ERRORS[fault.kind]
@@ -639,6 +642,9 @@ class FaultProxy:
       Exceptions are collected in ``errors``.
     * ``calls``: ``(action, status)`` for every request, in order; status is
       ``None`` when the client got no answer.
+    * ``arrivals``: ``(monotonic time, action)`` of every request as it came in;
+      ``params``: ``(action, form parameters)`` of every query-protocol request
+      (IAM, STS), so a test can check what was asked.
     """
 
     def __init__(self, target: str, *, timeout_hold: float = 10.0, upstream_timeout: float = 60.0) -> None:
@@ -650,6 +656,9 @@ class FaultProxy:
         self.timeout_hold = timeout_hold
         self.upstream_timeout = upstream_timeout
         self.calls: list[tuple[str, int | None]] = []
+        # Bounded: a long benchmark run through a proxy makes hundreds of thousands of requests.
+        self.arrivals: deque[tuple[float, str]] = deque(maxlen=50_000)
+        self.params: deque[tuple[str, dict[str, str]]] = deque(maxlen=50_000)
         self.errors: list[BaseException] = []
         self._faults: list[_Fault] = []
         self._after: list[list[Any]] = []
@@ -713,6 +722,8 @@ class FaultProxy:
             self._faults.clear()
             self._after.clear()
             self.calls.clear()
+            self.arrivals.clear()
+            self.params.clear()
             self.errors.clear()
             old, self._release = self._release, threading.Event()
         old.set()
@@ -745,6 +756,19 @@ class FaultProxy:
                             self._faults.remove(fault)
                     return fault
         return None
+
+    def _arrived(self, when: float, action: str, path: str, headers: Any, body: bytes) -> None:
+        form: dict[str, str] = {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}
+        if body and "x-www-form-urlencoded" in (headers.get("Content-Type") or "x-www-form-urlencoded"):
+            form.update({k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()})
+        with self._lock:
+            self.arrivals.append((when, action))
+            self.params.append((action, form))
+
+    def requests_for(self, action: str) -> list[dict[str, str]]:
+        """The form parameters of every request for ``action`` seen so far."""
+        with self._lock:
+            return [form for a, form in self.params if a == action]
 
     def _record(self, action: str, status: int | None) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ from coffer.core.core import Core
 from coffer.core.expiration import PrefixResult
 from coffer.core.seal import SealConfigDamaged
 from coffer.engines import builtin_auth_methods, builtin_engines, load_plugins
+from coffer.engines.aws import interrupt_all as interrupt_aws
 from coffer.http.app import App
 from coffer.http.body import BodyLimits
 from coffer.storage import open_storage
@@ -95,8 +96,12 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
     for warning in config.warnings:
         log.warning("%s", warning)
     loop = asyncio.get_running_loop()
+    def stop() -> None:
+        interrupt_aws()  # AWS calls in flight end now (503) instead of holding the shutdown
+        server.stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.stop)
+        loop.add_signal_handler(sig, stop)
     loop.add_signal_handler(signal.SIGHUP, core.audit.reopen)  # log rotation
     announce(f"coffer server listening on {scheme}://{listener.address} (storage: {config.storage.type})")
     try:

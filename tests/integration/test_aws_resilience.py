@@ -167,15 +167,17 @@ def test_crash_mid_issue_is_rolled_back_at_unseal(coffer, moto, fault_proxy, cra
 # --------------------------------------------------------------------------- 2. AWS errors during issue
 
 
-def test_throttled_create_user_is_a_502_saying_rate_limited(coffer, moto, fault_proxy):
+def test_throttled_create_user_is_a_429_with_retry_after_naming_the_action(coffer, moto, fault_proxy):
+    """Issue 12 changed this on purpose: AWS throttling beyond the retries was a 502, it is a 429 now."""
     key = coffer.full_root
     configure_root(coffer, key, fault_proxy.endpoint, max_retries=1)
     role = unique()
     put_role(coffer, role, policy_document=json.dumps(ROLE_POLICY))
     fault_proxy.fail("CreateUser", "throttle", times=2)
     r = issue(coffer, role)
-    assert r.status_code == 502, r.text
-    assert "Error creating IAM user" in errors_of(r) and "AWS rate-limited" in errors_of(r)
+    assert r.status_code == 429, r.text
+    assert int(r.headers["Retry-After"]) >= 1
+    assert "Error creating IAM user" in errors_of(r) and "AWS throttled iam:CreateUser" in errors_of(r)
     assert fault_proxy.count("CreateUser") == 2  # max_retries=1: one retry, then the answer
     assert not coffer_users(moto, role) and not wal_entries(coffer)
     # Once AWS calms down it works.
@@ -307,16 +309,24 @@ def test_username_template(aws, moto):
         aws.hvac.sys.revoke_lease(c["lease_id"])
     assert not any(moto.user_exists(u) for u in users)
 
-    r = aws.request("POST", "aws/config/root", token=aws.root_token,
-                    json={"username_template": '{{ printf "app-%s-%s" (.RoleName) (random 8) }}'})
-    assert r.status_code == 400
-    assert "invalid username_template" in errors_of(r) and "longer than IAM's limit of 64" in errors_of(r)
-    r = aws.request("POST", "aws/config/root", token=aws.root_token,
-                    json={"username_template": '{{ printf "app-%s" (.RoleName | truncate 64 }}'})
-    assert r.status_code == 400
-    assert "invalid username_template" in errors_of(r) and "unclosed '('" in errors_of(r)
-    # The refused writes left the working template in place.
-    assert aws.hvac.read("aws/config/root")["data"]["username_template"] == template
+    # config/root never refuses what Vault accepts (issue 12 changed this on purpose: both were 400 before).
+    # A template that can make names over 64 characters is kept, with a warning that names are cut to 64.
+    configure_root(aws, aws.aws_root, moto.endpoint)
+    r = aws.request("POST", "aws/config/root", token=aws.root_token, json={
+        "access_key": aws.aws_root.access_key_id, "secret_key": aws.aws_root.secret_access_key,
+        "iam_endpoint": moto.endpoint, "username_template": '{{ printf "app-%s-%s" (.RoleName) (random 8) }}'})
+    assert r.status_code == 200, r.text
+    assert "longer than IAM's limit of 64" in r.json()["warnings"][0]
+    # One that does not parse is kept too, with a warning; then every read says what to fix.
+    r = aws.request("POST", "aws/config/root", token=aws.root_token, json={
+        "access_key": aws.aws_root.access_key_id, "secret_key": aws.aws_root.secret_access_key,
+        "iam_endpoint": moto.endpoint, "username_template": '{{ printf "app-%s" (.RoleName | truncate 64 }}'})
+    assert r.status_code == 200, r.text
+    assert "does not parse" in r.json()["warnings"][0] and "unclosed '('" in r.json()["warnings"][0]
+    r = issue(aws, role)
+    assert r.status_code == 400 and "username_template does not parse" in errors_of(r), r.text
+    configure_root(aws, aws.aws_root, moto.endpoint, username_template=template)
+    assert issue(aws, role).status_code == 200
 
 
 # --------------------------------------------------------------------------- 6. renewal

@@ -138,11 +138,12 @@ def test_unknown_role_and_invalid_roles(aws):
     assert r.status_code == 400
     errors = r.json()["errors"]
     assert len(errors) == 3 and any("policy_document" in e for e in errors)
+    # STS types are supported now (issue 12): an assumed_role role with its role_arns is accepted.
     r = aws.request("POST", "aws/roles/sts", token=aws.root_token,
                     json={"credential_type": "assumed_role", "role_arns": ["arn:aws:iam::123456789012:role/x"]})
-    assert r.status_code == 400 and "not supported yet" in r.json()["errors"][0]
+    assert r.status_code == 204, r.text
     client.write("aws/roles/ok", credential_type="iam_user", policy_document=ROLE_POLICY, iam_tags=["team=a"])
     role = client.read("aws/roles/ok")["data"]
     assert role["credential_type"] == "iam_user" and json.loads(role["policy_document"]) == ROLE_POLICY
     assert role["iam_tags"] == {"team": "a"}
-    assert client.list("aws/roles")["data"]["keys"] == ["ok"]
+    assert client.list("aws/roles")["data"]["keys"] == ["ok", "sts"]

@@ -6,6 +6,7 @@ to data, results and errors to Vault's JSON envelope and status codes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -15,7 +16,7 @@ import orjson
 
 from coffer.core.core import Core
 from coffer.durations import parse_duration
-from coffer.errors import CofferError, InvalidRequest, UnsupportedMediaType, UnsupportedOperation
+from coffer.errors import CofferError, InvalidRequest, Throttled, UnsupportedMediaType, UnsupportedOperation
 from coffer.framework.request import DELETE, HELP, LIST, PATCH, READ, UPDATE, Request, Response
 from coffer.http.body import BodyLimits, BodyReader
 from coffer.truth import TRUE_WORDS
@@ -120,6 +121,14 @@ def envelope(req: Request, resp: Response) -> dict[str, Any]:
     return body
 
 
+#: A request still running after this many seconds is watched for its client disconnecting.
+WATCH_AFTER = 0.05
+
+
+class _ClientGone(Exception):
+    """The client of a running request disconnected."""
+
+
 class App:
     """The ASGI callable. One per server; it holds the core."""
 
@@ -134,16 +143,17 @@ class App:
         if scope["type"] != "http":
             return
         method = scope["method"]
-        status, payload = await self._serve(scope, receive)
+        extra: list[tuple[bytes, bytes]] = []
+        status, payload = await self._serve(scope, receive, extra)
         if not 200 <= status <= 599:  # granian aborts the whole process on an invalid status
             log.error("refusing to send status %s for %s %s", status, method, scope.get("path"))
             status, payload = 500, {"errors": [f"internal error: a handler answered HTTP status {status}"]}
         if payload is None:
-            await send({"type": "http.response.start", "status": status, "headers": _EMPTY_HEADERS})
+            await send({"type": "http.response.start", "status": status, "headers": _EMPTY_HEADERS + extra})
             await send({"type": "http.response.body", "body": b""})
             return
         body = orjson.dumps(payload)
-        await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+        await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS + extra})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
@@ -155,7 +165,8 @@ class App:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _serve(self, scope: dict[str, Any], receive: Any) -> tuple[int, Any]:
+    async def _serve(self, scope: dict[str, Any], receive: Any,
+                     extra_headers: list[tuple[bytes, bytes]]) -> tuple[int, Any]:
         method = scope["method"]
         req = None
         try:
@@ -201,14 +212,51 @@ class App:
                 del body
             if operation == READ or operation == LIST:
                 req.data.update({k: v for k, v in query.items() if k not in ("list", "help")})
-            resp = await self.core.handle(req)
+            resp = await self._handle_until_gone(req, receive)
+        except _ClientGone:
+            return 499, None  # nobody is listening any more
         except CofferError as exc:
+            if isinstance(exc, Throttled):
+                extra_headers.append((b"retry-after", str(max(1, int(exc.retry_after))).encode()))
             return exc.status, {"errors": exc.messages}
         except Exception:
             request_id = req.request_id if req else "-"
             log.exception("internal error serving %s %s (request %s)", method, scope.get("path"), request_id)
             return 500, {"errors": [f"internal error; the server log has details (request id {request_id})"]}
         return self._render(req, resp)
+
+    async def _handle_until_gone(self, req: Request, receive: Any) -> Response | None:
+        """``core.handle(req)``; a request still running after WATCH_AFTER is cancelled when its client
+        disconnects (granian does not cancel it), so slow work nobody waits for is dropped."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        watcher: asyncio.Task[None] | None = None
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            if task is not None:
+                task.cancel()
+
+        def start() -> None:
+            nonlocal watcher
+            watcher = loop.create_task(watch())
+
+        timer = loop.call_later(WATCH_AFTER, start)
+        try:
+            return await self.core.handle(req)
+        except asyncio.CancelledError:
+            if not gone or task is None:
+                raise
+            task.uncancel()
+            raise _ClientGone() from None
+        finally:
+            timer.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
     def _render(self, req: Request, resp: Response | None) -> tuple[int, Any]:
         if resp is None:

@@ -24,13 +24,18 @@ from typing import Any
 from botocore.parsers import ResponseParserError
 
 from coffer.engines.aws import config as cfg
-from coffer.engines.aws.clients import Clients, call, error_code, error_message, is_throttle, sts_with_key
+from coffer.engines.aws import live
+from coffer.engines.aws.clients import error_code
+from coffer.engines.aws.context import Abandoned, Aws
+from coffer.engines.aws.failures import StepError, client_error, step
 from coffer.engines.aws.roles import Role, load_role
+from coffer.engines.aws.runtime import CONNECT_TIMEOUT, ISSUE, ISSUE_DEADLINE, READ_TIMEOUT, REVOKE
 from coffer.engines.aws.usernames import has_randomness, iam_username
-from coffer.errors import InvalidRequest, RetryLater, UpstreamError
+from coffer.errors import CofferError, RetryLater, Throttled
 from coffer.framework import wal
 from coffer.framework.fields import FieldData
 from coffer.framework.request import Request, Response, Secret
+from coffer.storage.base import Delete, Op
 
 SECRET_TYPE = "access_keys"
 WAL_KIND = "iam_user"
@@ -38,20 +43,13 @@ WAL_KIND = "iam_user"
 CONSISTENCY_WINDOW = 300.0
 #: Users a failed teardown attempt saw (so a later "no such user" means it is gone).
 SEEN_PREFIX = "teardown-seen/"
+#: An abandoned issue's worker thread is done by then (three attempts, each bounded by the SDK timeouts).
+ABANDONED_SETTLE = 3 * (CONNECT_TIMEOUT + READ_TIMEOUT) + 5
+ABANDONED_PER_TICK = 10
 
 
 #: Listings every IAM endpoint has; the others may be missing from IAM look-alikes.
 _CORE_LISTINGS = {"list_access_keys", "list_user_policies", "list_attached_user_policies", "list_groups_for_user"}
-
-
-class StepError(Exception):
-    """One AWS call of a multi-step operation failed."""
-
-    def __init__(self, what: str, exc: Exception) -> None:
-        super().__init__(f"{what}: {error_message(exc)}")
-        self.cause = exc
-        #: During a teardown: the user was seen to exist before the failure.
-        self.user_seen = False
 
 
 class NotOurs(StepError):
@@ -60,13 +58,6 @@ class NotOurs(StepError):
 
 class UserGone(Exception):
     """The IAM user does not exist."""
-
-
-def _step(what: str, fn: Any, **kwargs: Any) -> Any:
-    try:
-        return fn(**kwargs)
-    except Exception as exc:
-        raise StepError(what, exc) from exc
 
 
 def create_user_sync(iam: Any, username: str, role_name: str, role: Role, tags: dict[str, str],
@@ -80,7 +71,7 @@ def create_user_sync(iam: Any, username: str, role_name: str, role: Role, tags: 
     if tags:
         params["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
     try:
-        _step("Error creating IAM user", iam.create_user, **params)
+        step("Error creating IAM user", iam.create_user, **params)
     except StepError as exc:
         # A name with random characters in it that exists is this user, made by an earlier attempt of this
         # very call whose answer was lost (the SDK retried): carry on with it. Any other name may be someone
@@ -90,13 +81,13 @@ def create_user_sync(iam: Any, username: str, role_name: str, role: Role, tags: 
         if not unique_name:
             raise NotOurs("Error creating IAM user", exc.cause) from None
     for arn in role.policy_arns:
-        _step("Error attaching user policy", iam.attach_user_policy, UserName=username, PolicyArn=arn)
+        step("Error attaching user policy", iam.attach_user_policy, UserName=username, PolicyArn=arn)
     if role.policy_document:
-        _step("Error putting user policy", iam.put_user_policy, UserName=username, PolicyName=role_name,
+        step("Error putting user policy", iam.put_user_policy, UserName=username, PolicyName=role_name,
               PolicyDocument=role.policy_document)
     for group in role.iam_groups:
-        _step("Error adding user to group", iam.add_user_to_group, UserName=username, GroupName=group)
-    key = _step("Error creating access keys", iam.create_access_key, UserName=username)["AccessKey"]
+        step("Error adding user to group", iam.add_user_to_group, UserName=username, GroupName=group)
+    key = step("Error creating access keys", iam.create_access_key, UserName=username)["AccessKey"]
     return {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
 
 
@@ -211,103 +202,122 @@ def delete_user_sync(iam: Any, username: str, unsupported: set[str] | None = Non
         raise
 
 
-def _upstream(exc: StepError) -> Exception:
-    """The error a caller sees for a failed AWS step: AWS's refusal is a 400, its trouble a 502."""
-    if is_throttle(exc.cause):
-        return UpstreamError(f"{exc} (AWS rate-limited the call; retry shortly)")
-    # botocore's connection errors carry ``response = None``: no HTTP status, so AWS's trouble (502).
-    response = getattr(exc.cause, "response", None) or {}
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    if error_code(exc.cause) and status < 500:
-        return InvalidRequest(str(exc))
-    return UpstreamError(str(exc))
-
-
-async def wait_until_usable(config: dict[str, Any], keys: dict[str, str], limit: int) -> bool:
+async def wait_until_usable(aws: Aws, config: dict[str, Any], keys: dict[str, str], limit: int) -> bool:
     """Poll sts:GetCallerIdentity (which needs no permission) with the new key until AWS accepts it.
 
     New IAM keys are refused with InvalidClientTokenId for a few seconds after
     they are made (vault#687); a role may ask coffer to hand keys out only once
     they work. Answers False if they still did not after ``limit`` seconds.
     """
-    sts = await call(sts_with_key, config, keys["access_key"], keys["secret_key"])
+    def check() -> bool:
+        sts = aws.clients.with_keys("sts", config, keys["access_key"], keys["secret_key"])
+        try:
+            sts.get_caller_identity()
+            return True
+        except Exception:  # refused (not yet known) or a passing error: try again until the deadline
+            return False
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
     delay = 0.25
     while True:
-        try:
-            await call(sts.get_caller_identity)
+        if await aws.runtime.call(ISSUE, check):
             return True
-        except Exception:  # refused (not yet known) or a passing error: try again until the deadline
-            if loop.time() + delay > deadline:
-                return False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+        if loop.time() + delay > deadline:
+            return False
+        await aws.runtime.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def lease_ttls(role: Role, lease: dict[str, int] | None, mount_default: int, asked: int,
+               warnings: list[str]) -> tuple[int, int]:
+    """(ttl, max_ttl) of an IAM user's lease: the read's ttl, the role's, config/lease, the mount's."""
+    max_ttl = role.max_ttl or (lease["lease_max"] if lease else 0)
+    ttl = asked or role.ttl or (lease["lease"] if lease else 0) or mount_default or cfg.DEFAULT_LEASE
+    if max_ttl and ttl > max_ttl:
+        source = "the role's max_ttl" if role.max_ttl else "config/lease's lease_max"
+        warnings.append(f"ttl of {ttl}s was clamped to {max_ttl}s by {source}")
+        ttl = max_ttl
+    return ttl, max_ttl
 
 
 class IamUsers:
     """The iam_user credential type of one mount."""
 
-    def __init__(self) -> None:
-        self.clients = Clients()
-        self.unsupported: set[str] = set()
+    def __init__(self, aws: Aws) -> None:
+        self.aws = aws
 
-    async def issue(self, req: Request, d: FieldData) -> Response:
-        name = d["name"]
-        role = await load_role(req.storage, name)
-        if role is None:
-            raise InvalidRequest(f'Role "{name}" not found')
-        config = await cfg.read_root(req.storage)
+    def _create(self, config: dict[str, Any], username: str, role_name: str, role: Role,
+                tags: dict[str, str]) -> dict[str, str]:
+        return create_user_sync(self.aws.clients.iam(config), username, role_name, role, tags,
+                                has_randomness(config.get("username_template", "")))
+
+    def _delete(self, config: dict[str, Any], username: str) -> None:
+        delete_user_sync(self.aws.clients.iam(config), username, self.aws.unsupported)
+
+    async def issue(self, req: Request, d: FieldData, name: str, role: Role) -> Response:
+        aws = self.aws
+        config = await aws.config(req.storage, for_issue=True)
         lease = await cfg.read_lease(req.storage)
+        warnings: list[str] = []
+        ttl, max_ttl = lease_ttls(role, lease, req.mount.tuned_default_lease_ttl, d["ttl"], warnings)
         display = req.token.display_name if req.token else "token"
-        template = config.get("username_template", "")
-        username = iam_username(template, display, name)
+        username = iam_username(config.get("username_template", ""), display, name)
         lease_id = f"{req.path.rstrip('/')}/{uuid.uuid4()}"
         tags = dict(role.iam_tags)
         if config.get("tag_users"):
             tags.update({"coffer-mount": req.mount_point, "coffer-role": name, "coffer-lease-id": lease_id})
-        wal_id = await wal.put(req.storage, WAL_KIND, {"username": username})
-        iam = self.clients.iam(config)
+        aws.runtime.admit(ISSUE)
+        await aws.live.since(req.storage)
+        key = live.user_key(name, username)
+        wal_id = await wal.put(req.storage, WAL_KIND, {"username": username, "role": name})
+        if role.max_live_credentials:
+            try:
+                await aws.live.reserve(req.storage, name, role.max_live_credentials, key)
+            except Throttled:
+                await wal.delete(req.storage, wal_id)
+                raise
         try:
-            keys = await call(create_user_sync, iam, username, name, role, tags, has_randomness(template))
+            keys = await aws.runtime.call(ISSUE, self._create, config, username, name, role, tags,
+                                          deadline=ISSUE_DEADLINE)
+        except asyncio.CancelledError:
+            aws.abandoned.append(Abandoned(wal_id, username, name, key))
+            raise
         except NotOurs as exc:  # nothing was made: forget the intent, never touch that user
-            await wal.delete(req.storage, wal_id)
-            raise _upstream(exc) from None
+            await req.storage.batch([Delete(key), Delete(wal.WAL_PREFIX + wal_id)])
+            raise client_error(exc, ISSUE) from None
         except StepError as exc:
-            await self._undo(iam, req, username, wal_id)
-            raise _upstream(exc) from None
-        warnings = []
-        if role.wait_for_usable_key and not await wait_until_usable(config, keys, role.wait_for_usable_key):
+            await self._undo(req, config, username, wal_id, key)
+            raise client_error(exc, ISSUE) from None
+        except CofferError:  # the runtime refused (server stopping): the WAL entry stays for the rollback
+            raise
+        if role.wait_for_usable_key and not await wait_until_usable(aws, config, keys, role.wait_for_usable_key):
             warnings.append(f"AWS did not accept the new key within {role.wait_for_usable_key}s; it usually "
                             "does within seconds, so retry calls refused with InvalidClientTokenId")
-        mount_default = req.mount.tuned_default_lease_ttl
-        ttl = lease["lease"] if lease else (mount_default or cfg.DEFAULT_LEASE)
-        max_ttl = lease["lease_max"] if lease else 0
-        return Response(
-            warnings=warnings,
-            data={**keys, "session_token": None, "security_token": None},
-            secret=Secret(type=SECRET_TYPE, ttl=ttl, max_ttl=max_ttl, renewable=True, wal_id=wal_id,
-                          lease_id=lease_id,
-                          internal={"username": username, "role": name, "created": time.time(),
-                                    "is_sts": False}),
-        )
+        created = time.time()
+        secret = Secret(type=SECRET_TYPE, ttl=ttl, max_ttl=max_ttl, renewable=True, wal_id=wal_id,
+                        lease_id=lease_id,
+                        internal={"username": username, "role": name, "created": created, "is_sts": False})
+        secret.commit_ops.extend(aws.live.confirm_ops(req.storage, key, {"created": created, "lease_id": lease_id}))
+        return Response(warnings=warnings, data={**keys, "session_token": None, "security_token": None},
+                        secret=secret)
 
-    async def _undo(self, iam: Any, req: Request, username: str, wal_id: str) -> None:
+    async def _undo(self, req: Request, config: dict[str, Any], username: str, wal_id: str, key: str) -> None:
         """Remove a half-made user now; if that fails too, the WAL rollback retries later."""
         try:
-            await call(delete_user_sync, iam, username, self.unsupported)
+            await self.aws.runtime.call(REVOKE, self._delete, config, username)
         except UserGone:
             pass
         except Exception:
             return
-        await wal.delete(req.storage, wal_id)
+        await req.storage.batch([Delete(key), Delete(wal.WAL_PREFIX + wal_id)])
 
     async def revoke(self, req: Request, internal: dict[str, Any]) -> None:
-        iam = self.clients.iam(await cfg.read_root(req.storage))
+        config = await self.aws.config(req.storage)
         username = internal["username"]
         seen_key = f"{SEEN_PREFIX}{username}"
         try:
-            await call(delete_user_sync, iam, username, self.unsupported)
+            await self.aws.runtime.call(REVOKE, self._delete, config, username)
         except UserGone:
             # Missing right after creation may only mean "not visible yet"; but once an
             # earlier attempt saw the user, missing means an answer to DeleteUser was lost.
@@ -318,22 +328,43 @@ class IamUsers:
         except StepError as exc:
             if exc.user_seen:
                 await req.storage.put(seen_key, b"1")
-            raise _upstream(exc) from None
-        if await req.storage.get(seen_key) is not None:
-            await req.storage.delete(seen_key)
+            raise client_error(exc, REVOKE) from None
+        ops: list[Op] = [Delete(seen_key)]
+        if internal.get("role"):
+            ops.append(Delete(live.user_key(internal["role"], username)))
+        await req.storage.batch(ops)
 
     async def renew(self, req: Request, internal: dict[str, Any]) -> Response:
         lease = await cfg.read_lease(req.storage)
-        mount_default = req.mount.tuned_default_lease_ttl
-        ttl = lease["lease"] if lease else (mount_default or cfg.DEFAULT_LEASE)
+        role = await load_role(req.storage, internal.get("role", "")) if internal.get("role") else None
+        ttl = (role.ttl if role else 0) or (lease["lease"] if lease else 0) or req.mount.tuned_default_lease_ttl \
+            or cfg.DEFAULT_LEASE
         return Response(secret=Secret(type=SECRET_TYPE, ttl=ttl))
 
     async def rollback(self, req: Request, kind: str, data: dict[str, Any]) -> None:
         """Delete a user whose WAL entry outlived its request (a crash or a failed undo)."""
-        iam = self.clients.iam(await cfg.read_root(req.storage))
+        config = await self.aws.config(req.storage)
         try:
-            await call(delete_user_sync, iam, data["username"], self.unsupported)
+            await self.aws.runtime.call(REVOKE, self._delete, config, data["username"])
         except UserGone:
-            return
+            pass
         except StepError as exc:
-            raise _upstream(exc) from None
+            raise client_error(exc, REVOKE) from None
+        if data.get("role"):
+            await req.storage.delete(live.user_key(data["role"], data["username"]))
+
+    async def tidy_abandoned(self, req: Request) -> None:
+        """Remove what issues given up by their clients left behind (once their threads are surely done)."""
+        due = [a for a in self.aws.abandoned if time.time() - a.at > ABANDONED_SETTLE][:ABANDONED_PER_TICK]
+        if not due:
+            return
+        config = await self.aws.config(req.storage)
+        for item in due:
+            try:
+                await self.aws.runtime.call(REVOKE, self._delete, config, item.username)
+            except UserGone:
+                pass
+            except (StepError, CofferError):
+                return  # AWS is in trouble: next tick (the WAL rollback covers these too)
+            await req.storage.batch([Delete(item.live_key), Delete(wal.WAL_PREFIX + item.wal_id)])
+            self.aws.abandoned.remove(item)
