@@ -48,6 +48,7 @@ soak: $(VENV)/.installed-test
 	$(PY) bench/soak.py
 
 run: $(VENV)/.installed
+	@echo 'The CLI is $(VENV)/bin/coffer; to type just coffer in another terminal, paste: source $(CURDIR)/$(VENV)/bin/activate'
 	$(VENV)/bin/coffer server -dev
 
 test: $(VENV)/.installed-test

@@ -96,6 +96,24 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CofferProce
     server.stop()
 
 
+#: A kv version 1 mount on the shared dev server, for tests of v1 behaviour (the dev server's secret/ is kv
+#: version 2, as Vault's; see ``kv1``).
+KV1 = "kv-v1"
+
+
+def ensure_kv1(server: CofferProcess, path: str = KV1) -> str:
+    """Mount kv version 1 at ``path`` unless something is there already; answers the mount path."""
+    r = server.request("POST", f"sys/mounts/{path}", json={"type": "kv", "options": {"version": "1"}})
+    assert r.status_code == 204 or "already in use" in r.text, r.text
+    return path
+
+
+@pytest.fixture
+def kv1(dev_server: CofferProcess) -> str:
+    """The shared dev server's kv version 1 mount (``kv-v1``)."""
+    return ensure_kv1(dev_server)
+
+
 def write_config(directory: Path, port: int, extra: str = "", storage: str | None = None) -> Path:
     storage = storage or f'storage "sqlite" {{\n  path = "{directory / "coffer.db"}"\n}}'
     path = directory / "coffer.hcl"

@@ -20,33 +20,69 @@ import orjson
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8200"
 TOKEN_FILE = Path("~/.coffer-token")
+#: Where the vault CLI keeps its token: read when coffer's own file is absent.
+VAULT_TOKEN_FILE = Path("~/.vault-token")
+DEFAULT_TIMEOUT = 60.0
 
 
 class ApiError(Exception):
     """The server answered with an error status."""
 
-    def __init__(self, method: str, url: str, status: int, errors: list[str]) -> None:
+    def __init__(self, method: str, url: str, status: int, errors: list[str], warnings: list[str] | None = None,
+                 body: Any = None) -> None:
         super().__init__(f"{method} {url}: {status}")
         self.method, self.url, self.status, self.errors = method, url, status, errors
+        self.warnings = warnings or []
+        self.body = body
 
 
 class ConnectionFailed(Exception):
     """The server could not be reached."""
 
 
+def env(name: str) -> str | None:
+    """``COFFER_<name>``, else ``VAULT_<name>`` (the vault CLI's variable), else None."""
+    return os.environ.get(f"COFFER_{name}") or os.environ.get(f"VAULT_{name}") or None
+
+
+def env_flag(name: str) -> bool:
+    value = env(name)
+    return value is not None and value.strip().lower() in ("1", "t", "true", "y", "yes", "on")
+
+
 def default_address() -> str:
-    return os.environ.get("COFFER_ADDR") or os.environ.get("VAULT_ADDR") or DEFAULT_ADDRESS
+    return env("ADDR") or DEFAULT_ADDRESS
 
 
 def default_token() -> str | None:
-    token = os.environ.get("COFFER_TOKEN") or os.environ.get("VAULT_TOKEN")
+    """COFFER_TOKEN, else VAULT_TOKEN, else ~/.coffer-token, else ~/.vault-token (the vault CLI's file)."""
+    token = env("TOKEN")
     if token:
         return token
-    path = TOKEN_FILE.expanduser()
+    for file in (TOKEN_FILE, VAULT_TOKEN_FILE):
+        path = file.expanduser()
+        try:
+            return path.read_text().strip() or None
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+    return None
+
+
+def default_timeout() -> float:
+    """COFFER_CLIENT_TIMEOUT / VAULT_CLIENT_TIMEOUT (seconds, or a duration such as 30s or 2m), else 60 s."""
+    from coffer.durations import parse_duration
+
+    raw = env("CLIENT_TIMEOUT")
+    if not raw:
+        return DEFAULT_TIMEOUT
     try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
+        seconds = parse_duration(raw)
+    except ValueError as exc:
+        raise ConnectionFailed(f"invalid client timeout (COFFER_CLIENT_TIMEOUT or VAULT_CLIENT_TIMEOUT): {exc}") \
+            from None
+    return float(seconds) or DEFAULT_TIMEOUT
 
 
 def save_token(token: str) -> Path:
@@ -72,17 +108,16 @@ class Reply:
 
 class Client:
     def __init__(self, address: str | None = None, token: str | None = None, *, ca_cert: str | None = None,
-                 tls_skip_verify: bool = False, timeout: float = 60.0) -> None:
+                 tls_skip_verify: bool = False, timeout: float | None = None) -> None:
         self.address = (address or default_address()).rstrip("/")
         self.token = token if token is not None else default_token()
-        self.timeout = timeout
+        self.timeout = timeout if timeout is not None else default_timeout()
         #: Ask for every answer wrapped with this TTL (X-Vault-Wrap-TTL), e.g. "5m".
         self.wrap_ttl: str | None = None
         self._ssl: ssl.SSLContext | None = None
         if self.address.startswith("https://"):
-            ctx = ssl.create_default_context(cafile=ca_cert or os.environ.get("COFFER_CACERT")
-                                             or os.environ.get("VAULT_CACERT"))
-            if tls_skip_verify:
+            ctx = ssl.create_default_context(cafile=ca_cert or env("CACERT"))
+            if tls_skip_verify or env_flag("SKIP_VERIFY"):
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
             self._ssl = ctx
@@ -92,10 +127,11 @@ class Client:
         return f"{url}?{urlencode(params)}" if params else url
 
     def request(self, method: str, path: str, data: dict[str, Any] | None = None,
-                params: dict[str, Any] | None = None, ok: tuple[int, ...] = ()) -> Reply:
+                params: dict[str, Any] | None = None, ok: tuple[int, ...] = (),
+                content_type: str = "application/json") -> Reply:
         url = self.url(path, params)
         body = orjson.dumps(data) if data is not None else None
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {"Content-Type": content_type} if body is not None else {}
         if self.token:
             headers["X-Vault-Token"] = self.token
         if self.wrap_ttl:
@@ -112,7 +148,9 @@ class Client:
             if exc.code in ok:
                 return Reply(exc.code, payload)
             errors = payload.get("errors", []) if isinstance(payload, dict) else []
-            raise ApiError(method, url, exc.code, [str(e) for e in errors]) from None
+            warnings = (payload.get("warnings") or []) if isinstance(payload, dict) else []
+            raise ApiError(method, url, exc.code, [str(e) for e in errors or []], [str(w) for w in warnings],
+                           payload) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
@@ -132,6 +170,10 @@ class Client:
 
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path).body
+
+    def patch(self, path: str, data: dict[str, Any]) -> Any:
+        """A JSON merge patch (kv version 2's data/ and metadata/)."""
+        return self.request("PATCH", path, data, content_type="application/merge-patch+json").body
 
 
 def _json(raw: bytes) -> Any:

@@ -45,6 +45,11 @@ class PayloadTooLarge(CofferError):
     default_message = "request body too large"
 
 
+class UnsupportedMediaType(CofferError):
+    status = 415
+    default_message = "unsupported media type"
+
+
 class UpstreamError(CofferError):
     status = 502
     default_message = "upstream error"

@@ -29,17 +29,19 @@ log = logging.getLogger("coffer.server")
 DEV_REVOKE_TIMEOUT = 30.0
 
 
-async def dev_setup(core: Core, root_token_id: str | None) -> tuple[bytes, str]:
-    """Initialize with one key share, unseal, and mount kv at secret/."""
+async def dev_setup(core: Core, root_token_id: str | None, kv_version: int = 2) -> tuple[bytes, str]:
+    """Initialize with one key share, unseal, and mount kv at secret/ (version 2, as Vault's dev server does;
+    ``kv_version=1`` for the old behaviour, ``-dev-kv-v1``)."""
     keys, root_token = await core.initialize(1, 1, root_token_id=root_token_id)
     await core.submit_unseal_key(keys[0])
-    await core.router.mount(core.router.new_entry("secret/", "kv", description="key/value secret storage"))
+    await core.router.mount(core.router.new_entry("secret/", "kv", description="key/value secret storage",
+                                                  options={"version": str(kv_version)}))
     return keys[0], root_token
 
 
 async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: str | None = None,
                 dev_revoke_timeout: float = DEV_REVOKE_TIMEOUT, dev_leave_leases: bool = False,
-                announce: Callable[[str], object] = print) -> None:
+                dev_kv_v1: bool = False, announce: Callable[[str], object] = print) -> None:
     from granian.constants import Interfaces, SSLProtocols
     from granian.http import HTTP1Settings
     from granian.server.embed import Server
@@ -88,7 +90,7 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
     )
     scheme = "https" if tls else "http"
     if dev:
-        key, root_token = await dev_setup(core, dev_root_token_id)
+        key, root_token = await dev_setup(core, dev_root_token_id, kv_version=1 if dev_kv_v1 else 2)
         _write_token_file(root_token)
         announce(_dev_banner(f"{scheme}://{listener.address}", key, root_token))
     for warning in config.warnings:

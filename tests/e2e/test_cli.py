@@ -122,11 +122,12 @@ def typed_at_a_terminal(cli: Cli, args: tuple[str, ...], typed: str) -> tuple[Re
 
 
 def table(text: str) -> list[tuple[str, str]]:
-    """The rows of a Key/Value table (header checked and dropped)."""
+    """The rows of a Key/Value table (header and its rule checked and dropped)."""
     lines = text.rstrip("\n").split("\n")
     assert lines[0].split() == ["Key", "Value"], text
+    assert lines[1].split() == ["---", "-----"] and lines[1].index("-----") == lines[0].index("Value"), text
     rows = []
-    for line in lines[1:]:
+    for line in lines[2:]:
         m = re.fullmatch(r"(\S.*?)(?:\s{2,}(.*))?", line)  # keys may hold one space ("Seal Type")
         assert m, text
         rows.append((m.group(1), (m.group(2) or "").strip()))
@@ -325,12 +326,14 @@ def test_lease_lookup_renew_and_prefix_progress(aws, moto):
 # --------------------------------------------------------------------------- reading and writing
 
 
-def test_write_read_list_delete_and_inputs(cli, tmp_path):
-    base = f"secret/{unique('cli')}"
+def test_write_read_list_delete_and_inputs(cli, kv1, tmp_path):
+    base = f"{kv1}/{unique('cli')}"
     assert cli.ok("write", f"{base}/hello", "value=world").out == f"Success! Data written to: {base}/hello\n"
-    assert cli.ok("read", f"{base}/hello").out == "Key    Value\nvalue  world\n"  # README's example, exactly
+    # README's example, exactly: the header underlined, as vault read
+    assert cli.ok("read", f"{base}/hello").out == "Key    Value\n---    -----\nvalue  world\n"
     cli.ok("write", f"{base}/plain", "b=2", "a=1", "c_long_key=3")
-    assert cli.ok("read", f"{base}/plain").out == "Key         Value\na           1\nb           2\nc_long_key  3\n"
+    assert cli.ok("read", f"{base}/plain").out == \
+        "Key         Value\n---         -----\na           1\nb           2\nc_long_key  3\n"
 
     (tmp_path / "note.txt").write_text("line one\nline two\n")
     cli.ok("write", f"{base}/files", "note=@note.txt", "stdin=-", input="from stdin")
@@ -347,8 +350,9 @@ def test_write_read_list_delete_and_inputs(cli, tmp_path):
 
     listed = cli.ok("list", base).out.splitlines()
     assert listed[0] == "Keys" and listed[-5:] == ["files", "hello", "json", "objfile", "plain"], listed
-    assert cli.json("list", f"{base}/")["data"]["keys"] == ["files", "hello", "json", "objfile", "plain"]
-    assert yaml.safe_load(cli.ok("list", "-format=yaml", base).out)["data"]["keys"][0] == "files"
+    # as vault list: -format=json / yaml print only the array of keys
+    assert cli.json("list", f"{base}/") == ["files", "hello", "json", "objfile", "plain"]
+    assert yaml.safe_load(cli.ok("list", "-format=yaml", base).out)[0] == "files"
 
     deleted = cli.ok("delete", f"{base}/plain")
     assert deleted.out == f"Success! Data deleted (if it existed) at: {base}/plain\n"
@@ -358,8 +362,8 @@ def test_write_read_list_delete_and_inputs(cli, tmp_path):
     assert nothing.code == 2 and "No value found" in nothing.err
 
 
-def test_json_and_yaml_envelope(cli):
-    path = f"secret/{unique('fmt')}"
+def test_json_and_yaml_envelope(cli, kv1):
+    path = f"{kv1}/{unique('fmt')}"
     cli.ok("write", path, "value=world", "n=1")
     body = cli.json("read", path)
     assert set(body) == ENVELOPE and body["data"] == {"value": "world", "n": "1"} and body["mount_type"] == "kv"
@@ -382,8 +386,8 @@ def test_bad_inputs_are_usage_errors(cli):
 # --------------------------------------------------------------------------- address and token
 
 
-def test_address_and_token_precedence(dev_server, tmp_path):
-    path = f"secret/{unique('env')}"
+def test_address_and_token_precedence(dev_server, kv1, tmp_path):
+    path = f"{kv1}/{unique('env')}"
     cli = Cli(tmp_path, None, None)
     addr = dev_server.addr
     assert cli.ok("write", path, "v=1", env={"VAULT_ADDR": addr, "VAULT_TOKEN": ROOT_TOKEN}).code == 0
@@ -494,7 +498,7 @@ def test_operator_init_unseal_seal(sqlite_server, tmp_path):
     cli.ok("secrets", "enable", "-path=secret", "kv")
     cli.ok("write", "secret/after-rotate", "v=1")
 
-    assert cli.ok("operator", "seal").out == "Success! Vault is sealed.\n"
+    assert cli.ok("operator", "seal").out == "Success! coffer is sealed.\n"
     sealed = cli("status")
     assert sealed.code == 2 and dict(table(sealed.out))["Sealed"] == "true"
     refused = cli("read", "secret/after-rotate")
@@ -556,7 +560,7 @@ def test_policies(cli, tmp_path):
     assert cli.json("policy", "read", f"{name}-2")["data"]["policy"] == text
     names = cli.ok("policy", "list").out.split()
     assert {name, f"{name}-2", "default", "root"} <= set(names)
-    assert name in cli.json("policy", "list")["data"]["keys"]
+    assert name in cli.json("policy", "list")
 
     token = cli.ok("token", "create", f"-policy={name}", "-field=token").out
     caps = cli.ok("token", "capabilities", token, "secret/x").out.strip()
@@ -576,7 +580,7 @@ def test_secrets_engines_both_spellings(cli):
     assert cli.ok("secrets", "tune", "-default-lease-ttl=30m", team).out == \
         f"Success! Tuned the secrets engine at: {team}/\n"
     assert cli.json("secrets", "list")["data"][f"{team}/"]["config"]["default_lease_ttl"] == 1800
-    assert re.search(rf"^{team}/\s+kv\s+kv_\w+\s+1800\s+system\s+the team$",
+    assert re.search(rf"^{team}/\s+kv\s+kv_\w+\s+1800\s+system\s+n/a\s+the team$",
                      cli.ok("secrets", "list", "-detailed").out, re.M)
     assert cli.ok("secrets", "move", team, moved).out == f"Success! Moved secrets engine {team}/ to: {moved}/\n"
     assert cli.ok("secrets", "disable", moved).out == \

@@ -46,10 +46,10 @@ def make_core(storage: Storage | None = None) -> Core:
 
 @pytest.fixture
 async def coffer() -> AsyncIterator[InProcess]:
-    """A dev core (root token ``root``, kv at secret/) behind its ASGI app."""
+    """A dev core (root token ``root``, kv version 1 at secret/ as with -dev-kv-v1) behind its ASGI app."""
     core = make_core()
     await core.load_seal_config()
-    await dev_setup(core, ROOT)
+    await dev_setup(core, ROOT, kv_version=1)
     app = InProcess(core)
     yield app
     await app.http.aclose()

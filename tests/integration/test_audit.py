@@ -16,7 +16,7 @@ def lines(path) -> list[dict]:
 
 
 @pytest.fixture
-def audited(dev_server, tmp_path):
+def audited(dev_server, kv1, tmp_path):
     path = f"file-{uuid.uuid4().hex[:6]}"
     log = tmp_path / "audit.log"
     r = dev_server.request("PUT", f"sys/audit/{path}", json={"type": "file", "options": {"file_path": str(log)}})
@@ -28,12 +28,12 @@ def audited(dev_server, tmp_path):
 def test_requests_and_responses_are_recorded_with_secrets_hashed(audited):
     server, path, log = audited
     secret = f"s3cr3t-{uuid.uuid4().hex}"
-    server.request("PUT", "secret/audited", json={"password": secret}).raise_for_status()
-    read = server.request("GET", "secret/audited")
+    server.request("PUT", "kv-v1/audited", json={"password": secret}).raise_for_status()
+    read = server.request("GET", "kv-v1/audited")
     assert read.json()["data"]["password"] == secret
     text = log.read_text()
     assert secret not in text and "root" not in [e["auth"].get("client_token") for e in lines(log)]
-    entries = [e for e in lines(log) if e["request"]["path"] == "secret/audited"]
+    entries = [e for e in lines(log) if e["request"]["path"] == "kv-v1/audited"]
     kinds = [(e["type"], e["request"]["operation"]) for e in entries]
     assert kinds == [("request", "create"), ("response", "create"), ("request", "read"), ("response", "read")]
     expected = server.request("PUT", f"sys/audit-hash/{path}", json={"input": secret}).json()["data"]["hash"]
@@ -47,9 +47,9 @@ def test_requests_and_responses_are_recorded_with_secrets_hashed(audited):
 
 def test_denied_requests_are_recorded(audited):
     server, _, log = audited
-    r = server.request("GET", "secret/whatever", token="not-a-token")
+    r = server.request("GET", "kv-v1/whatever", token="not-a-token")
     assert r.status_code == 403
-    assert any(e.get("error") == "permission denied" and e["request"]["path"] == "secret/whatever"
+    assert any(e.get("error") == "permission denied" and e["request"]["path"] == "kv-v1/whatever"
                for e in lines(log))
 
 

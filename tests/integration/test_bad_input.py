@@ -14,8 +14,14 @@ import requests
 
 PERMISSION_DENIED = {"errors": ["permission denied"]}
 JSON = {"Content-Type": "application/json"}
+MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 MiB = 1024 * 1024
 BAD_MOUNT = f"bad-input-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(autouse=True)
+def _kv_version_1(kv1):
+    """The kv paths here (kv-v1/bad-input/...) are on the shared dev server's kv version 1 mount."""
 
 
 def check_envelope(r: requests.Response) -> None:
@@ -30,13 +36,13 @@ def check_envelope(r: requests.Response) -> None:
 # (id, method, path, request kwargs, status, text the error must contain)
 CASES = [
     # bodies that are not a JSON object
-    ("malformed-json", "PUT", "secret/bad-input/x", {"data": b'{"password": ', "headers": JSON}, 400, "JSON"),
-    ("malformed-json-no-content-type", "PUT", "secret/bad-input/x", {"data": b'{"a" 1}'}, 400, "JSON"),
-    ("json-array", "PUT", "secret/bad-input/x", {"data": b'[1, 2, 3]', "headers": JSON}, 400, "object"),
-    ("json-string", "PUT", "secret/bad-input/x", {"data": b'"just a string"', "headers": JSON}, 400, ""),
-    ("json-number", "PUT", "secret/bad-input/x", {"data": b"42", "headers": JSON}, 400, ""),
-    ("json-null", "PUT", "secret/bad-input/x", {"data": b"null", "headers": JSON}, 400, ""),
-    ("json-not-utf8", "PUT", "secret/bad-input/x", {"data": b'{"a": "\xff\xfe"}', "headers": JSON}, 400, "JSON"),
+    ("malformed-json", "PUT", "kv-v1/bad-input/x", {"data": b'{"password": ', "headers": JSON}, 400, "JSON"),
+    ("malformed-json-no-content-type", "PUT", "kv-v1/bad-input/x", {"data": b'{"a" 1}'}, 400, "JSON"),
+    ("json-array", "PUT", "kv-v1/bad-input/x", {"data": b'[1, 2, 3]', "headers": JSON}, 400, "object"),
+    ("json-string", "PUT", "kv-v1/bad-input/x", {"data": b'"just a string"', "headers": JSON}, 400, ""),
+    ("json-number", "PUT", "kv-v1/bad-input/x", {"data": b"42", "headers": JSON}, 400, ""),
+    ("json-null", "PUT", "kv-v1/bad-input/x", {"data": b"null", "headers": JSON}, 400, ""),
+    ("json-not-utf8", "PUT", "kv-v1/bad-input/x", {"data": b'{"a": "\xff\xfe"}', "headers": JSON}, 400, "JSON"),
     ("json-trailing-garbage", "PUT", "sys/policy/bad-input", {"data": b'{"policy": ""} x', "headers": JSON},
      400, "JSON"),
     # unknown fields on a declared path
@@ -73,12 +79,13 @@ CASES = [
     # wrong verbs
     ("delete-seal-status", "DELETE", "sys/seal-status", {}, 405, ""),
     ("put-seal-status", "PUT", "sys/seal-status", {"json": {}}, 405, ""),
-    ("patch-seal-status", "PATCH", "sys/seal-status", {"json": {}}, 405, ""),
+    ("patch-seal-status", "PATCH", "sys/seal-status", {"json": {}, "headers": MERGE_PATCH}, 405, ""),
+    ("patch-not-merge-patch", "PATCH", "sys/seal-status", {"json": {}}, 415, "application/merge-patch+json"),
     ("get-seal", "GET", "sys/seal", {}, 405, ""),
     ("delete-health", "DELETE", "sys/health", {}, 405, ""),
     ("options", "OPTIONS", "sys/seal-status", {}, 405, "OPTIONS"),
-    ("bogus-method", "BOGUS", "secret/bad-input/x", {}, 405, "BOGUS"),
-    ("patch-kv-v1", "PATCH", "secret/bad-input/x", {"json": {"a": "b"}}, 405, ""),
+    ("bogus-method", "BOGUS", "kv-v1/bad-input/x", {}, 405, "BOGUS"),
+    ("patch-kv-v1", "PATCH", "kv-v1/bad-input/x", {"json": {"a": "b"}, "headers": MERGE_PATCH}, 405, ""),
 ]
 
 
@@ -114,15 +121,17 @@ def test_bad_input_changed_nothing(dev_server):
         dev_server.request(c[1], c[2], **c[3])
     mounts = dev_server.request("GET", "sys/mounts").json()["data"]
     assert f"{BAD_MOUNT}/" not in mounts
-    assert dev_server.request("GET", "secret/bad-input/x").status_code == 404
+    assert dev_server.request("GET", "kv-v1/bad-input/x").status_code == 404
     assert dev_server.request("GET", "sys/policy/bad-input").status_code == 404
 
 
 def test_patch_does_not_overwrite_a_kv_v1_secret(dev_server):
-    path = f"secret/bad-input/patch-{uuid.uuid4().hex[:8]}"
+    path = f"kv-v1/bad-input/patch-{uuid.uuid4().hex[:8]}"
     assert dev_server.request("PUT", path, json={"a": "1", "b": "2"}).status_code == 204
-    r = dev_server.request("PATCH", path, json={"a": "9"})
+    r = dev_server.request("PATCH", path, json={"a": "9"}, headers=MERGE_PATCH)
     assert r.status_code == 405, f"kv v1 has no patch; got {r.status_code} {r.text}"
+    r = dev_server.request("PATCH", path, json={"a": "9"})
+    assert r.status_code == 415, f"a PATCH must be a merge patch; got {r.status_code} {r.text}"
     assert dev_server.request("GET", path).json()["data"] == {"a": "1", "b": "2"}
 
 
@@ -133,7 +142,7 @@ def test_declared_body_over_32_mib_is_413_before_it_is_sent(dev_server):
     """A Content-Length over the limit is refused from the headers alone."""
     conn = http.client.HTTPConnection("127.0.0.1", dev_server.port, timeout=30)
     try:
-        conn.putrequest("PUT", "/v1/secret/bad-input/huge")
+        conn.putrequest("PUT", "/v1/kv-v1/bad-input/huge")
         conn.putheader("X-Vault-Token", "root")
         conn.putheader("Content-Type", "application/json")
         conn.putheader("Content-Length", str(32 * MiB + 1))
@@ -145,7 +154,7 @@ def test_declared_body_over_32_mib_is_413_before_it_is_sent(dev_server):
         assert json.loads(resp.read())["errors"]
     finally:
         conn.close()
-    assert dev_server.request("GET", "secret/bad-input/huge").status_code == 404
+    assert dev_server.request("GET", "kv-v1/bad-input/huge").status_code == 404
 
 
 def test_body_over_32_mib_chunked_is_413(dev_server):
@@ -155,15 +164,15 @@ def test_body_over_32_mib_chunked_is_413(dev_server):
             yield b"x" * MiB
         yield b'"}'
 
-    r = dev_server.request("PUT", "secret/bad-input/huge-chunked", data=chunks(), headers=JSON)
+    r = dev_server.request("PUT", "kv-v1/bad-input/huge-chunked", data=chunks(), headers=JSON)
     assert r.status_code == 413, r.text
     check_envelope(r)
-    assert dev_server.request("GET", "secret/bad-input/huge-chunked").status_code == 404
+    assert dev_server.request("GET", "kv-v1/bad-input/huge-chunked").status_code == 404
 
 
 def test_body_just_under_the_limit_is_accepted(dev_server):
     value = "y" * (MiB)
-    path = f"secret/bad-input/big-{uuid.uuid4().hex[:8]}"
+    path = f"kv-v1/bad-input/big-{uuid.uuid4().hex[:8]}"
     assert dev_server.request("PUT", path, json={"v": value}).status_code == 204
     assert dev_server.request("GET", path).json()["data"]["v"] == value
 
@@ -179,7 +188,7 @@ def test_body_just_under_the_limit_is_accepted(dev_server):
     {"Authorization": "Basic cm9vdDpyb290"},
     {"Authorization": "root"},
 ], ids=["none", "unknown", "wrong-case", "bad-bearer", "basic-auth", "bare-authorization"])
-@pytest.mark.parametrize("method,path", [("GET", "secret/bad-input/x"), ("PUT", "secret/bad-input/x"),
+@pytest.mark.parametrize("method,path", [("GET", "kv-v1/bad-input/x"), ("PUT", "kv-v1/bad-input/x"),
                                          ("GET", "sys/mounts"), ("POST", "auth/token/create")])
 def test_missing_or_bad_token_is_403(dev_server, headers, method, path):
     r = dev_server.request(method, path, token=None, headers=dict(headers),
@@ -191,7 +200,7 @@ def test_missing_or_bad_token_is_403(dev_server, headers, method, path):
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer"])
 def test_bearer_token_is_accepted(dev_server, scheme):
-    path = f"secret/bad-input/bearer-{uuid.uuid4().hex[:8]}"
+    path = f"kv-v1/bad-input/bearer-{uuid.uuid4().hex[:8]}"
     r = dev_server.request("PUT", path, token=None, headers={"Authorization": f"{scheme} root"}, json={"k": "v"})
     assert r.status_code == 204, r.text
     r = dev_server.request("GET", path, token=None, headers={"Authorization": f"{scheme} root"})
@@ -202,7 +211,7 @@ def test_bearer_token_is_accepted(dev_server, scheme):
 
 
 def test_empty_success_is_204_without_a_body(dev_server):
-    r = dev_server.request("PUT", f"secret/bad-input/ok-{uuid.uuid4().hex[:8]}", json={"a": "b"})
+    r = dev_server.request("PUT", f"kv-v1/bad-input/ok-{uuid.uuid4().hex[:8]}", json={"a": "b"})
     assert r.status_code == 204
     assert r.content == b""
     check_envelope(r)
@@ -210,7 +219,7 @@ def test_empty_success_is_204_without_a_body(dev_server):
 
 @pytest.mark.parametrize("method,path", [
     ("GET", "sys/seal-status"), ("GET", "sys/health"), ("GET", "sys/mounts"), ("GET", "sys/key-status"),
-    ("GET", "auth/token/lookup-self"), ("GET", "secret/bad-input/missing"), ("GET", "sys/leader"),
+    ("GET", "auth/token/lookup-self"), ("GET", "kv-v1/bad-input/missing"), ("GET", "sys/leader"),
 ])
 def test_every_answer_has_cache_control_no_store(dev_server, method, path):
     r = dev_server.request(method, path)
@@ -225,7 +234,7 @@ def test_outside_v1_is_404(dev_server):
 
 
 def test_percent_encoded_path_is_decoded_once(dev_server):
-    folder = f"secret/bad-input/enc-{uuid.uuid4().hex[:8]}"
+    folder = f"kv-v1/bad-input/enc-{uuid.uuid4().hex[:8]}"
     # "%2541" is the text "%41" once decoded (Vault decodes a path once)
     assert dev_server.request("PUT", f"{folder}/a%2541", json={"v": "1"}).status_code == 204
     assert dev_server.request("PUT", f"{folder}/with%20space", json={"v": "2"}).status_code == 204
@@ -237,7 +246,7 @@ def test_percent_encoded_path_is_decoded_once(dev_server):
 def test_server_still_serves_after_bad_input(dev_server):
     for c in CASES:
         dev_server.request(c[1], c[2], **c[3])
-    path = f"secret/bad-input/after-{uuid.uuid4().hex[:8]}"
+    path = f"kv-v1/bad-input/after-{uuid.uuid4().hex[:8]}"
     assert dev_server.request("PUT", path, json={"still": "here"}).status_code == 204
     r = dev_server.request("GET", path)
     assert r.status_code == 200 and r.json()["data"] == {"still": "here"}

@@ -96,22 +96,37 @@ def test_missing_type_refused(dev_server):
     assert "type" in r.json()["errors"][0]
 
 
-def test_kv_version_2_refused(dev_server):
+@pytest.mark.parametrize("body", [{"type": "kv", "options": {"version": "2"}}, {"type": "kv", "options": {"version": 2}},
+                                  {"type": "kv-v2"}])
+def test_kv_version_2_mounts(dev_server, body):
     path = unique("kv2")
-    r = dev_server.request("POST", f"sys/mounts/{path}", json={"type": "kv", "options": {"version": "2"}})
+    r = dev_server.request("POST", f"sys/mounts/{path}", json=body)
+    assert r.status_code == 204, r.text
+    entry = dev_server.request("GET", f"sys/mounts/{path}").json()["data"]
+    assert entry["type"] == "kv" and entry["options"] == {"version": "2"}
+
+
+def test_kv_unknown_version_refused(dev_server):
+    path = unique("kv3")
+    r = dev_server.request("POST", f"sys/mounts/{path}", json={"type": "kv", "options": {"version": "3"}})
     assert r.status_code == 400, r.text
     assert "version" in r.json()["errors"][0]
-    r = dev_server.request("POST", f"sys/mounts/{path}", json={"type": "kv", "options": {"version": 2}})
-    assert r.status_code == 400, r.text
     assert f"{path}/" not in dev_server.request("GET", "sys/mounts").json()["data"]
 
 
-def test_kv_version_2_refused_by_tune(dev_server):
+def test_kv_tune_to_version_2_upgrades_and_never_back(dev_server):
     path = unique("kvt")
     mount(dev_server, path)
+    assert dev_server.request("PUT", f"{path}/old", json={"k": "v1-data"}).status_code == 204
     r = dev_server.request("POST", f"sys/mounts/{path}/tune", json={"options": {"version": "2"}})
-    assert r.status_code == 400, r.text
-    assert (dev_server.request("GET", f"sys/mounts/{path}").json()["data"]["options"] or {}).get("version") != "2"
+    assert r.status_code == 200, r.text
+    assert r.json()["warnings"] == ["Upgrading mount from version 1 to version 2. This mount will be unavailable "
+                                    "for a brief period and will resume service shortly."]
+    assert dev_server.request("GET", f"sys/mounts/{path}").json()["data"]["options"]["version"] == "2"
+    assert dev_server.request("GET", f"{path}/data/old").json()["data"]["data"] == {"k": "v1-data"}
+    r = dev_server.request("POST", f"sys/mounts/{path}/tune", json={"options": {"version": "1"}})
+    assert r.status_code == 400 and r.json()["errors"] == ["cannot downgrade mount from version 2"]
+    assert dev_server.request("POST", f"sys/mounts/{path}/tune", json={"options": {"version": "2"}}).status_code == 204
 
 
 def test_bad_ttl_in_config_refused(dev_server):

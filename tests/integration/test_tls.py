@@ -93,3 +93,27 @@ def test_tls_min_version(tmp_path, min_version, refused):
                     assert tls.version() == "TLSv1.2"
     finally:
         server.stop()
+
+
+def test_tls_settings_from_the_environment(tmp_path):
+    """VAULT_CACERT and VAULT_SKIP_VERIFY (and their COFFER_ twins, which win) configure the CLI's TLS."""
+    server, certs = tls_server(tmp_path)
+    try:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "COFFER_"))}
+        base.update(HOME=str(tmp_path), VAULT_ADDR=server.addr)
+
+        def status(**env: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "coffer", "status"], env={**base, **env},
+                                  capture_output=True, text=True, timeout=60)
+
+        (tmp_path / "other").mkdir()
+        other = make_certs(tmp_path / "other")  # a CA that did not sign the server's certificate
+        assert "Initialized" in status(VAULT_CACERT=str(certs["ca"])).stdout
+        assert "Initialized" in status(COFFER_CACERT=str(certs["ca"]), VAULT_CACERT=str(other["ca"])).stdout
+        wrong = status(COFFER_CACERT=str(other["ca"]), VAULT_CACERT=str(certs["ca"]))
+        assert wrong.returncode == 2 and "certificate" in wrong.stderr.lower()
+        assert "Initialized" in status(VAULT_SKIP_VERIFY="true").stdout
+        assert "Initialized" in status(COFFER_SKIP_VERIFY="1").stdout
+        assert "certificate" in status(VAULT_SKIP_VERIFY="false").stderr.lower()
+    finally:
+        server.stop()

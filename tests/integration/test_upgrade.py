@@ -66,3 +66,22 @@ def test_store_v1_gains_the_builtin_mounts(old_store):
     again = server.request("GET", "sys/mounts", token=root).json()["data"]
     assert again["cubbyhole/"]["accessor"] == mounts["cubbyhole/"]["accessor"]
     assert again["sys/"]["uuid"] == mounts["sys/"]["uuid"]
+
+
+def test_store_of_an_older_coffer_upgrades_its_kv_mount(old_store):
+    server, manifest = old_store
+    root = manifest["root_token"]
+    r = server.request("POST", "sys/mounts/kv1/tune", token=root, json={"options": {"version": "2"}})
+    assert r.status_code == 200, r.text
+    for path, value in manifest["kv"].items():
+        rel = path.split("/", 1)[1]
+        assert server.request("GET", f"kv1/data/{rel}", token=root).json()["data"]["data"] == value
+    # and after a restart (the upgrade is not done twice, the data stays)
+    server.stop()
+    server.start()
+    for key in manifest["unseal_keys"][: manifest["threshold"]]:
+        server.request("PUT", "sys/unseal", token=None, json={"key": key}).raise_for_status()
+    for path, value in manifest["kv"].items():
+        rel = path.split("/", 1)[1]
+        body = server.request("GET", f"kv1/data/{rel}", token=root).json()["data"]
+        assert body["data"] == value and body["metadata"]["version"] == 1

@@ -255,7 +255,8 @@ def test_help_response_and_openapi():
     assert set(paths) == {"/x/roles", "/x/roles/{name}", "/x/config"}
     role = paths["/x/roles/{name}"]
     assert role["parameters"] == [{"name": "name", "in": "path", "required": True,
-                                   "description": "Path parameter name.", "schema": {"type": "string"}}]
+                                   "description": 'The name in the path, after "roles/" (as in roles/my-name).',
+                                   "schema": {"type": "string"}}]
     assert {"get", "post"} <= set(role)
     schema = role["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert schema["properties"]["ttl"]["format"] == "duration"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import orjson
 
 from coffer.cli import output
 from coffer.client import ApiError, Client, ConnectionFailed
+from coffer.client import env as variable
 
 
 def flag(name: str, dest: str | None = None, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -46,17 +48,18 @@ class Env:
 def api_command(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add the connection and output flags; pass an ``Env`` as ``env``; render API errors."""
 
-    @flag("address", help="Server address (else COFFER_ADDR, VAULT_ADDR, http://127.0.0.1:8200).")
-    @flag("ca-cert", help="CA certificate file to verify the server (else COFFER_CACERT).")
-    @flag("tls-skip-verify", is_flag=True, help="Do not verify the server's TLS certificate (insecure).")
-    @flag("format", "fmt", type=click.Choice(output.FORMATS), default="table", show_default=True,
-          help="Output format.")
+    @flag("address", help="Server address (else COFFER_ADDR, else VAULT_ADDR, else http://127.0.0.1:8200).")
+    @flag("ca-cert", help="CA certificate file to verify the server (else COFFER_CACERT, else VAULT_CACERT).")
+    @flag("tls-skip-verify", is_flag=True,
+          help="Do not verify the server's TLS certificate (insecure; also COFFER_SKIP_VERIFY or VAULT_SKIP_VERIFY).")
+    @flag("format", "fmt", type=click.Choice(output.FORMATS),
+          help="Output format: table, json or yaml (else COFFER_FORMAT, else VAULT_FORMAT, else table).")
     @flag("field", help="Print only this field's raw value.")
     @flag("wrap-ttl", help="Have the answer wrapped in a single-use token living this long (e.g. 5m).")
     @functools.wraps(fn)
-    def wrapper(address: str | None, ca_cert: str | None, tls_skip_verify: bool, fmt: str, field: str | None,
-                wrap_ttl: str | None, **kwargs: Any) -> Any:
-        env = Env(address, ca_cert, tls_skip_verify, fmt, field, wrap_ttl)
+    def wrapper(address: str | None, ca_cert: str | None, tls_skip_verify: bool, fmt: str | None,
+                field: str | None, wrap_ttl: str | None, **kwargs: Any) -> Any:
+        env = Env(address, ca_cert, tls_skip_verify, fmt or default_format(), field, wrap_ttl)
         try:
             return fn(env=env, **kwargs)
         except ApiError as exc:
@@ -66,12 +69,33 @@ def api_command(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
 
+    wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "") + "\n\n" + ENVIRONMENT
     return wrapper
+
+
+def default_format() -> str:
+    """The output format when -format is not given: COFFER_FORMAT, else VAULT_FORMAT, else table."""
+    fmt = (variable("FORMAT") or "table").strip().lower()
+    if fmt not in output.FORMATS:
+        raise click.UsageError(f'invalid output format "{fmt}" in COFFER_FORMAT or VAULT_FORMAT; use table, json '
+                               "or yaml")
+    return fmt
+
+
+#: Where a command's help names the environment (every API command shares these).
+ENVIRONMENT = """\b
+Environment (the COFFER_ variable wins over its VAULT_ twin):
+  COFFER_ADDR / VAULT_ADDR                     server address
+  COFFER_TOKEN / VAULT_TOKEN                   token (else ~/.coffer-token, else ~/.vault-token)
+  COFFER_FORMAT / VAULT_FORMAT                 output format
+  COFFER_CACERT / VAULT_CACERT                 CA certificate file
+  COFFER_SKIP_VERIFY / VAULT_SKIP_VERIFY       do not verify TLS (insecure)
+  COFFER_CLIENT_TIMEOUT / VAULT_CLIENT_TIMEOUT request timeout (60s)"""
 
 
 def render_api_error(exc: ApiError) -> None:
     lines = ["Error making API request.", "", f"URL: {exc.method} {exc.url}", f"Code: {exc.status}. Errors:", ""]
-    lines += [f"* {e}" for e in exc.errors] or ["* (no error message)"]
+    lines += [f"* {e}" for e in exc.errors or exc.warnings] or ["* (no error message)"]
     click.echo("\n".join(lines), err=True)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
+import string
 import sys
 
 import click
@@ -43,13 +46,15 @@ def status(env: Env) -> None:
 
 @click.group()
 def operator() -> None:
-    """Initialize, unseal, seal and rotate the server's keys.
+    """Initialize, unseal, seal, rekey and rotate the server's keys; generate a root token.
 
     \b
     Examples:
       coffer operator init -key-shares=5 -key-threshold=3
       coffer operator unseal
       coffer operator seal
+      coffer operator rekey -init -key-shares=3 -key-threshold=2
+      coffer operator generate-root -generate-otp
     """
 
 
@@ -107,7 +112,7 @@ def seal(env: Env) -> None:
       coffer operator seal
     """
     env.client.write("sys/seal")
-    click.echo("Success! Vault is sealed.")
+    click.echo("Success! coffer is sealed.")
 
 
 @operator.command("key-status")
@@ -139,3 +144,194 @@ def rotate(env: Env) -> None:
     env.client.write("sys/rotate")
     term = env.client.read("sys/key-status")["data"]["term"]
     click.echo(f"Success! Rotated key\n\nKey Term      {term}")
+
+
+def _key_argument(key: str | None) -> str:
+    return (key or prompt_secret("Unseal Key")).strip()
+
+
+def _rekey_status_rows(status: dict) -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = [("Nonce", status.get("nonce", "")), ("Started", status.get("started")),
+                                      ("Rekey Progress", f"{status.get('progress', 0)}/{status.get('required', 0)}"),
+                                      ("New Shares", status.get("n")), ("New Threshold", status.get("t"))]
+    if "verification_required" in status:
+        rows.append(("Verification Required", status["verification_required"]))
+    return rows
+
+
+@operator.command("rekey")
+@click.argument("key", required=False)
+@flag("init", is_flag=True, help="Start a rekey (with -key-shares and -key-threshold).")
+@flag("status", "show_status", is_flag=True, help="Show the rekey in progress.")
+@flag("cancel", is_flag=True, help="Cancel the rekey in progress (or, with -verify, start its verification over).")
+@flag("verify", is_flag=True, help="With -init: the new keys must be verified before they take effect; with a KEY: "
+                                   "give one of the new keys to the verification.")
+@flag("key-shares", type=int, default=5, show_default=True, help="How many new key shares to make.")
+@flag("key-threshold", type=int, default=3, show_default=True, help="How many new shares will unseal the server.")
+@flag("nonce", help="The nonce of the rekey (or of its verification); read from the status when omitted.")
+@flag("backup-retrieve", is_flag=True, help="Show backed-up keys (coffer keeps none: they need PGP).")
+@flag("backup-delete", is_flag=True, help="Delete backed-up keys.")
+@api_command
+def rekey(env: Env, key: str | None, init: bool, show_status: bool, cancel: bool, verify: bool, key_shares: int,
+          key_threshold: int, nonce: str | None, backup_retrieve: bool, backup_delete: bool) -> None:
+    """Make new unseal keys (a new root key): start with -init, then give the current keys one by one.
+
+    Each current key is prompted without echo when KEY is omitted. The last one prints the new keys; the old
+    ones stop working at once (or, with -init -verify, once enough new keys are given with -verify).
+
+    \b
+    Examples:
+      coffer operator rekey -init -key-shares=3 -key-threshold=2
+      coffer operator rekey            # once per current key (prompted)
+      coffer operator rekey -status
+      coffer operator rekey -verify    # once per new key, after -init -verify
+      coffer operator rekey -cancel
+    """
+    area = "sys/rekey/verify" if verify and not init else "sys/rekey/init"
+    if backup_retrieve or backup_delete:
+        if backup_delete:
+            env.client.delete("sys/rekey/backup")
+            click.echo("Success! Delete backed-up keys (if they existed)")
+        else:
+            env.show(env.client.read("sys/rekey/backup"))
+        return
+    if cancel:
+        if verify:
+            env.client.delete("sys/rekey/verify")
+            click.echo("Success! Canceled rekey verification; it starts over with a new nonce")
+        else:
+            env.client.delete("sys/rekey/init")
+            click.echo("Success! Canceled rekeying (if it was started)")
+        return
+    if init:
+        body = env.client.write("sys/rekey/init", {"secret_shares": key_shares, "secret_threshold": key_threshold,
+                                                   "require_verification": verify})
+        _show_rekey(env, body)
+        return
+    if show_status:
+        _show_rekey(env, env.client.read(area))
+        return
+    if not nonce:
+        nonce = env.client.read(area).get("nonce", "")
+    body = env.client.write(area.replace("/init", "/update"), {"key": _key_argument(key), "nonce": nonce})
+    if env.raw:
+        env.show(body)
+        return
+    if not body.get("complete"):
+        _show_rekey(env, body)
+        return
+    if verify:
+        click.echo(f"Success! Rekey verification complete: the new keys are in force (nonce {body['nonce']})")
+        return
+    for i, new_key in enumerate(body["keys_base64"], 1):
+        click.echo(f"Key {i}: {new_key}")
+    click.echo(f"\nOperation nonce: {body['nonce']}\n")
+    if body.get("verification_required"):
+        threshold = env.client.read("sys/rekey/verify").get("t")
+        click.echo(f"The new keys are not in force yet: give {threshold} of them to `coffer operator rekey -verify` "
+                   f"(verification nonce {body.get('verification_nonce')}). Until then the old keys stay in force.")
+        return
+    shares = len(body["keys_base64"])
+    status = env.client.read("sys/seal-status")
+    click.echo(f"coffer rekeyed with {shares} key shares and a key threshold of {status['t']}. Distribute the key "
+               "shares printed above; the old keys no longer work. Whenever the server is sealed or restarted, "
+               f"give {status['t']} of these keys to `coffer operator unseal`.")
+
+
+def _show_rekey(env: Env, body: dict) -> None:
+    if env.raw:
+        env.show(body)
+    elif "verification_required" not in body and "t" in body and "required" not in body:
+        click.echo(table([("Nonce", body.get("nonce")), ("Started", body.get("started")),
+                          ("Verification Progress", f"{body.get('progress', 0)}/{body.get('t')}"),
+                          ("New Shares", body.get("n")), ("New Threshold", body.get("t"))]))
+    else:
+        click.echo(table(_rekey_status_rows(body)))
+
+
+_OTP_ALPHABET = string.ascii_letters + string.digits
+
+
+def _generation_rows(body: dict) -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = [("Nonce", body.get("nonce", "")), ("Started", body.get("started")),
+                                      ("Progress", f"{body.get('progress', 0)}/{body.get('required', 0)}"),
+                                      ("Complete", body.get("complete"))]
+    if body.get("otp"):
+        rows.append(("OTP", body["otp"]))
+    rows.append(("OTP Length", body.get("otp_length")))
+    if body.get("encoded_token"):
+        rows.append(("Encoded Token", body["encoded_token"]))
+    return rows
+
+
+@operator.command("generate-root")
+@click.argument("key", required=False)
+@flag("init", is_flag=True, help="Start a root generation (with -otp, else the server makes the OTP).")
+@flag("status", "show_status", is_flag=True, help="Show the root generation in progress.")
+@flag("cancel", is_flag=True, help="Cancel the root generation in progress.")
+@flag("generate-otp", is_flag=True, help="Print a new one-time password of the length the server needs.")
+@flag("otp", help="The one-time password (with -init, or with -decode).")
+@flag("decode", help="Decode this encoded token with -otp and print the root token.")
+@flag("nonce", help="The nonce of the root generation; read from the status when omitted.")
+@api_command
+def generate_root(env: Env, key: str | None, init: bool, show_status: bool, cancel: bool, generate_otp: bool,
+                  otp: str | None, decode: str | None, nonce: str | None) -> None:
+    """Make a new root token from the unseal keys: -init, then give the keys one by one, then -decode.
+
+    \b
+    Examples:
+      coffer operator generate-root -generate-otp
+      coffer operator generate-root -init -otp=<otp>
+      coffer operator generate-root          # once per unseal key (prompted)
+      coffer operator generate-root -decode=<encoded token> -otp=<otp>
+    """
+    if decode is not None:
+        if not otp:
+            raise click.UsageError("-decode needs the -otp the root generation was started with")
+        click.echo(_decode(decode, otp))
+        return
+    if generate_otp:
+        length = int(env.client.read("sys/generate-root/attempt").get("otp_length") or 28)
+        click.echo("".join(secrets.choice(_OTP_ALPHABET) for _ in range(length)))
+        return
+    if cancel:
+        env.client.delete("sys/generate-root/attempt")
+        click.echo("Success! Root token generation canceled (if it was started)")
+        return
+    if init:
+        body = env.client.write("sys/generate-root/attempt", {"otp": otp or ""})
+        _show_generation(env, body)
+        if body.get("otp") and not env.raw:
+            click.echo("\nA one-time password was made for you (OTP above): keep it, it decodes the new root token.")
+        return
+    if show_status:
+        _show_generation(env, env.client.read("sys/generate-root/attempt"))
+        return
+    if not nonce:
+        nonce = env.client.read("sys/generate-root/attempt").get("nonce", "")
+    body = env.client.write("sys/generate-root/update", {"key": _key_argument(key), "nonce": nonce})
+    _show_generation(env, body)
+    if body.get("complete") and not env.raw:
+        click.echo("\nDecode the token with: coffer operator generate-root -decode=<Encoded Token> -otp=<OTP>")
+
+
+def _show_generation(env: Env, body: dict) -> None:
+    if env.raw:
+        env.show(body)
+    else:
+        click.echo(table(_generation_rows(body)))
+
+
+def _decode(encoded: str, otp: str) -> str:
+    try:
+        raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_" if "-" in encoded
+                               or "_" in encoded else None)
+    except ValueError:
+        raise click.UsageError("-decode takes the Encoded Token the last key answered (base64)") from None
+    if len(raw) != len(otp):
+        raise click.UsageError(f"the encoded token has {len(raw)} bytes but the OTP {len(otp)} characters: is it "
+                               "the OTP this root generation was started with?")
+    try:
+        return bytes(a ^ b for a, b in zip(raw, otp.encode(), strict=True)).decode()
+    except UnicodeDecodeError:
+        raise click.UsageError("the OTP does not decode this token (wrong OTP?)") from None

@@ -58,19 +58,24 @@ def rows_for(body: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("Key", "Value")) -> str:
+    """Two columns, the header underlined as the vault CLI does (``Key    Value`` / ``---    -----``)."""
     width = max([len(header[0])] + [len(k) for k, _ in rows]) + 2
-    lines = [f"{header[0]:<{width}}{header[1]}"]
-    lines += [f"{k:<{width}}{scalar(v)}" for k, v in rows]
+    lines = [f"{header[0]:<{width}}{header[1]}", f"{'-' * len(header[0]):<{width}}{'-' * len(header[1])}"]
+    lines += [f"{k:<{width}}{scalar(v)}".rstrip() for k, v in rows]
     return "\n".join(lines)
+
+
+def columns(rows: list[list[Any]], headers: list[str]) -> str:
+    """A table of any number of columns, headers underlined, each column 4 wider than its widest cell."""
+    cells = [headers, ["-" * len(h) for h in headers], *[[scalar(c) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) + 4 for i in range(len(headers))]
+    return "\n".join("".join(f"{c:<{w}}" for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
 
 
 def show(body: Any, fmt: str = "table", field: str | None = None) -> None:
     """Print a server answer in the chosen format."""
     if field:
-        value = pick(body, field)
-        text = value if isinstance(value, str) else (scalar(value) if fmt == "table" else dump(value, fmt))
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        show_field(pick(body, field), fmt)
         return
     if fmt != "table":
         click.echo(dump(body, fmt))
@@ -78,6 +83,16 @@ def show(body: Any, fmt: str = "table", field: str | None = None) -> None:
     if isinstance(body, dict):
         click.echo(table(rows_for(body)) if "data" in body or "auth" in body else table(sorted(body.items())))
         show_warnings(body)
+
+
+def show_field(value: Any, fmt: str = "table") -> None:
+    """One field's raw value; a newline follows only on a terminal (so ``$(coffer read -field=...)`` and pipes
+    get the value exactly, and a prompt does not stick to it)."""
+    text = value if isinstance(value, str) else (scalar(value) if fmt == "table" else dump(value, fmt))
+    if sys.stdout.isatty() and not text.endswith("\n"):
+        text += "\n"
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def has_content(body: Any) -> bool:
@@ -99,10 +114,11 @@ def show_warnings(body: Any) -> None:
 
 
 def show_list(body: Any, fmt: str = "table") -> None:
+    """The keys of a LIST answer: one per line under a header, or (json, yaml) just the array, as vault list."""
+    keys = ((body or {}).get("data") or {}).get("keys") or []
     if fmt != "table":
-        click.echo(dump(body, fmt))
+        click.echo(dump(keys, fmt))
         return
-    keys = (body or {}).get("data", {}).get("keys", [])
     click.echo("\n".join(["Keys", "----", *keys]))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from coffer.cli.common import Env, api_command, flag, parse_pairs
-from coffer.cli.output import show_list, table
+from coffer.cli.output import columns, show_list
 
 
 @click.group()
@@ -158,13 +158,15 @@ def disable(env: Env, path: str) -> None:
 
 
 @audit.command("list")
+@flag("detailed", is_flag=True, help="Show each device's options too.")
 @api_command
-def list_audit(env: Env) -> None:
+def list_audit(env: Env, detailed: bool) -> None:
     """List audit devices.
 
     \b
-    Example:
+    Examples:
       coffer audit list
+      coffer audit list -detailed
     """
     body = env.client.read("sys/audit") or {}  # no devices: the server may answer 204
     if env.raw:
@@ -174,4 +176,7 @@ def list_audit(env: Env) -> None:
     if not devices:
         click.echo("No audit devices are enabled.")
         return
-    click.echo(table([(p, d.get("type")) for p, d in sorted(devices.items())], header=("Path", "Type")))
+    headers = ["Path", "Type", "Description"] + (["Options"] if detailed else [])
+    rows = [[p, d.get("type"), d.get("description") or ""] + ([d.get("options") or {}] if detailed else [])
+            for p, d in sorted(devices.items())]
+    click.echo(columns(rows, headers))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from coffer.cli.common import Env, api_command, flag
-from coffer.cli.output import scalar
+from coffer.cli.common import Env, api_command, flag, parse_pairs
+from coffer.cli.output import columns, scalar
 
 
 def _ttl_flags(fn):
@@ -15,10 +15,16 @@ def _ttl_flags(fn):
 
 
 def _enable(env: Env, engine: str, path: str | None, description: str | None, default_lease_ttl: str | None,
-            max_lease_ttl: str | None) -> None:
+            max_lease_ttl: str | None, version: str | None = None, options: tuple[str, ...] = ()) -> None:
     path = (path or engine).strip("/")
     config = {k: v for k, v in (("default_lease_ttl", default_lease_ttl), ("max_lease_ttl", max_lease_ttl)) if v}
-    env.client.write(f"sys/mounts/{path}", {"type": engine, "description": description or "", "config": config})
+    body = {"type": engine, "description": description or "", "config": config}
+    opts = {k: str(v) for k, v in parse_pairs(options).items()}
+    if version:
+        opts["version"] = version
+    if opts:
+        body["options"] = opts
+    env.client.write(f"sys/mounts/{path}", body)
 
 
 @click.group()
@@ -37,17 +43,20 @@ def secrets() -> None:
 @click.argument("engine")
 @flag("path", help="Where to mount it (default: the engine type).")
 @flag("description", help="A description shown in listings.")
+@flag("version", help="The engine's version, a shorthand for -options=version=N (kv: 1 or 2).")
+@flag("options", multiple=True, help="An engine option K=V (repeatable).")
 @_ttl_flags
 @api_command
-def enable(env: Env, engine: str, path: str | None, description: str | None, default_lease_ttl: str | None,
-           max_lease_ttl: str | None) -> None:
+def enable(env: Env, engine: str, path: str | None, description: str | None, version: str | None,
+           options: tuple[str, ...], default_lease_ttl: str | None, max_lease_ttl: str | None) -> None:
     """Mount a secrets engine.
 
     \b
-    Example:
+    Examples:
       coffer secrets enable -path=aws-prod aws
+      coffer secrets enable -version=2 -path=team kv
     """
-    _enable(env, engine, path, description, default_lease_ttl, max_lease_ttl)
+    _enable(env, engine, path, description, default_lease_ttl, max_lease_ttl, version, options)
     path = (path or engine).strip("/")
     click.echo(f"Success! Enabled the {engine} secrets engine at: {path}/")
 
@@ -98,26 +107,28 @@ def unmount(env: Env, path: str) -> None:
     click.echo(f"Successfully unmounted '{path.strip('/')}' if it was mounted")
 
 
+def mount_table(mounts: dict, detailed: bool) -> str:
+    """Mounts (of sys/mounts or sys/auth) as the vault CLI lists them; -detailed adds TTLs and options."""
+    headers = ["Path", "Type", "Accessor", "Description"]
+    rows = [[p, m["type"], m["accessor"], m["description"]] for p, m in sorted(mounts.items())]
+    if detailed:
+        headers[3:3] = ["Default TTL", "Max TTL", "Options"]
+        for row, (_, m) in zip(rows, sorted(mounts.items()), strict=True):
+            row[3:3] = [scalar(m["config"]["default_lease_ttl"] or "system"),
+                        scalar(m["config"]["max_lease_ttl"] or "system"), scalar(m.get("options"))]
+    return columns(rows, headers)
+
+
 def _list(env: Env, detailed: bool) -> None:
     body = env.client.read("sys/mounts")
     if env.raw:
         env.show(body)
         return
-    mounts = body["data"]
-    headers = ["Path", "Type", "Accessor", "Description"]
-    rows = [[p, m["type"], m["accessor"], m["description"]] for p, m in sorted(mounts.items())]
-    if detailed:
-        headers[3:3] = ["Default TTL", "Max TTL"]
-        for row, (_, m) in zip(rows, sorted(mounts.items()), strict=True):
-            row[3:3] = [scalar(m["config"]["default_lease_ttl"] or "system"),
-                        scalar(m["config"]["max_lease_ttl"] or "system")]
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) + 4 for i in range(len(headers))]
-    for r in [headers, ["-" * len(h) for h in headers], *rows]:
-        click.echo("".join(f"{str(c):<{w}}" for c, w in zip(r, widths, strict=True)).rstrip())
+    click.echo(mount_table(body["data"], detailed))
 
 
 @secrets.command("list")
-@flag("detailed", is_flag=True, help="Show TTLs too.")
+@flag("detailed", is_flag=True, help="Show TTLs and options too.")
 @api_command
 def list_(env: Env, detailed: bool) -> None:
     """List mounted secrets engines.
@@ -209,3 +220,4 @@ def remount(env: Env, source: str, destination: str) -> None:
     """
     env.client.write("sys/remount", {"from": source, "to": destination})
     click.echo(f"Successfully remounted '{source.strip('/')}' to '{destination.strip('/')}'!")
+

@@ -19,9 +19,10 @@ from coffer.cli.common import flag
 @flag("dev-revoke-timeout", type=float, default=30.0, show_default=True,
       help="When an in-memory server stops, revoke its leases for at most this many seconds.")
 @flag("dev-leave-leases", is_flag=True, help="When an in-memory server stops, do not revoke its leases.")
+@flag("dev-kv-v1", is_flag=True, help="Mount kv version 1 at secret/ in dev mode (default: version 2, as Vault).")
 @flag("log-level", help="Log level: debug, info, warn, error.")
 def server(dev: bool, config: str | None, dev_root_token_id: str | None, dev_listen_address: str,
-           dev_plugin_dir: str | None, dev_revoke_timeout: float, dev_leave_leases: bool,
+           dev_plugin_dir: str | None, dev_revoke_timeout: float, dev_leave_leases: bool, dev_kv_v1: bool,
            log_level: str | None) -> None:
     """Start a coffer server.
 
@@ -50,7 +51,7 @@ def server(dev: bool, config: str | None, dev_root_token_id: str | None, dev_lis
         cfg.log_level = log_level
     try:
         run(cfg, dev=dev, dev_root_token_id=dev_root_token_id, dev_revoke_timeout=dev_revoke_timeout,
-            dev_leave_leases=dev_leave_leases, announce=click.echo)
+            dev_leave_leases=dev_leave_leases, dev_kv_v1=dev_kv_v1, announce=click.echo)
     except (OSError, ValueError) as exc:
         click.echo(f"Error starting the server: {exc}", err=True)
         sys.exit(1)

@@ -9,7 +9,9 @@ does not decrypt. Rotation adds a term; old terms stay readable.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import hmac
 import logging
 import os
 import struct
@@ -62,6 +64,8 @@ class Barrier(Storage):
         self._terms: dict[int, AESGCM] = {}
         self._keyring: builtins.list[Term] = []
         self._active = 0
+        #: Every write of the keyring (rotate, rekey) one at a time: each encrypts it with the root key in force.
+        self._keyring_lock = asyncio.Lock()
 
     @property
     def sealed(self) -> bool:
@@ -102,10 +106,24 @@ class Barrier(Storage):
     async def rotate(self) -> Term:
         """Add a new term and make it the one new writes use."""
         self._check()
-        term = Term(self._active + 1, AESGCM.generate_key(256), time.time())
-        self._load([*self._keyring, term])
-        await self._persist(self._root_key)
+        async with self._keyring_lock:
+            term = Term(self._active + 1, AESGCM.generate_key(256), time.time())
+            self._load([*self._keyring, term])
+            await self._persist(self._root_key)
         return term
+
+    def is_root_key(self, key: bytes) -> bool:
+        """Whether ``key`` is the root key this unsealed barrier was opened with."""
+        self._check()
+        return hmac.compare_digest(key, self._root_key)
+
+    async def rekey(self, new_root_key: bytes, with_ops: Sequence[Op] = ()) -> None:
+        """Encrypt the keyring with a new root key; ``with_ops`` are stored in the same batch (the new seal
+        configuration), so the new shares and the configuration they need never part."""
+        self._check()
+        async with self._keyring_lock:
+            await self.physical.batch([self._keyring_put(new_root_key), *with_ops])
+            self._root_key = new_root_key
 
     def key_status(self) -> Term:
         self._check()

@@ -9,6 +9,8 @@ through ``core.pipeline``.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
 import logging
 import time
 from typing import Any
@@ -24,14 +26,24 @@ from coffer.core.logins import Logins
 from coffer.core.pipeline import Pipeline
 from coffer.core.policystore import PolicyStore
 from coffer.core.router import Router
-from coffer.core.seal import SealConfig, SealManager, check_shape, split
+from coffer.core.seal import (
+    SealConfig,
+    SealManager,
+    check_shape,
+    encode_token,
+    idle_rekey,
+    idle_root_generation,
+    new_otp,
+    nonce,
+    split,
+)
 from coffer.core.supervisor import Supervisor
 from coffer.core.system import system_backend
 from coffer.core.token_backend import token_backend
 from coffer.core.tokens import TokenEntry, TokenStore
 from coffer.core.wrapping import Wrapping
 from coffer.durations import DEFAULT_LEASE_TTL
-from coffer.errors import CofferError, InvalidRequest
+from coffer.errors import CofferError, InvalidRequest, Sealed
 from coffer.framework.engine import Engine, Factory
 from coffer.framework.request import PERIODIC, ROLLBACK, Request, Response
 from coffer.framework.storage import StorageView
@@ -164,6 +176,7 @@ class Core:
 
     async def _unload(self) -> None:
         self._serving = False
+        self.sealing.rekey = self.sealing.root_generation = None
         await self.supervisor.stop()
         self.router.clear()
         self.audit.close()
@@ -178,6 +191,122 @@ class Core:
         if not self.barrier.sealed:
             await self.seal()
         await self.physical.close()
+
+    # -- key ceremonies: rekey and root generation (state in core.seal) -----------
+
+    def _unsealed_config(self) -> SealConfig:
+        if not self._serving or self.sealing.config is None:
+            raise Sealed()
+        return self.sealing.config
+
+    def _check_root_key(self, root_key: bytes, what: str) -> None:
+        if not self.barrier.is_root_key(root_key):
+            raise InvalidRequest(f"the keys given do not make the root key, so the {what} made no progress; give "
+                                 "the current unseal keys again")
+
+    def rekey_status(self) -> dict[str, object]:
+        config = self._unsealed_config()
+        rekey = self.sealing.rekey
+        return rekey.status(config.secret_threshold) if rekey else idle_rekey(config.secret_threshold)
+
+    def rekey_init(self, shares: int, threshold: int, require_verification: bool = False) -> dict[str, object]:
+        config = self._unsealed_config()
+        return self.sealing.start_rekey(shares, threshold, require_verification).status(config.secret_threshold)
+
+    def rekey_cancel(self) -> None:
+        self._unsealed_config()
+        self.sealing.rekey = None
+
+    async def rekey_update(self, key: bytes, given_nonce: str | None) -> dict[str, object]:
+        """Count one current unseal key; once enough are in, make the new root key and its shares (in force at
+        once, or after sys/rekey/verify when the rekey asked for verification)."""
+        async with self._unseal_lock:
+            config = self._unsealed_config()
+            root_key = self.sealing.rekey_add(key, given_nonce)
+            rekey = self.sealing.rekey
+            assert rekey is not None  # rekey_add checked it
+            if root_key is None:
+                return rekey.status(config.secret_threshold)
+            self._check_root_key(root_key, "rekey")
+            new_root_key = AESGCM.generate_key(256)
+            shares = split(new_root_key, rekey.config.secret_shares, rekey.config.secret_threshold)
+            answer: dict[str, object] = {
+                "nonce": rekey.nonce, "complete": True, "keys": [k.hex() for k in shares],
+                "keys_base64": [base64.b64encode(k).decode() for k in shares], "pgp_fingerprints": None,
+                "backup": False, "verification_required": rekey.require_verification,
+            }
+            if rekey.require_verification:
+                rekey.pending_root_key, rekey.verification_nonce = new_root_key, nonce()
+                answer["verification_nonce"] = rekey.verification_nonce
+            else:
+                await self._install_root_key(new_root_key, rekey.config)
+            return answer
+
+    def rekey_verify_status(self) -> dict[str, object]:
+        self._unsealed_config()
+        rekey = self.sealing.rekey
+        if rekey is None or not rekey.verification_nonce:
+            raise InvalidRequest("no rekey configuration found")
+        return rekey.verification_status()
+
+    def rekey_verify_cancel(self) -> dict[str, object]:
+        """Start the verification over (the new keys stay pending, under a new nonce)."""
+        status = self.rekey_verify_status()
+        rekey = self.sealing.rekey
+        assert rekey is not None
+        rekey.verification_shares, rekey.verification_nonce = [], nonce()
+        return {**status, "nonce": rekey.verification_nonce, "progress": 0}
+
+    async def rekey_verify_update(self, key: bytes, given_nonce: str | None) -> dict[str, object]:
+        async with self._unseal_lock:
+            self._unsealed_config()
+            made = self.sealing.rekey_verify_add(key, given_nonce)
+            rekey = self.sealing.rekey
+            assert rekey is not None
+            if made is None:
+                return rekey.verification_status()
+            if not hmac.compare_digest(made, rekey.pending_root_key):
+                raise InvalidRequest("the keys given are not the new unseal keys of this rekey; the verification "
+                                     "starts over")
+            await self._install_root_key(rekey.pending_root_key, rekey.config)
+            return {"nonce": rekey.verification_nonce, "complete": True}
+
+    async def _install_root_key(self, root_key: bytes, config: SealConfig) -> None:
+        await self.barrier.rekey(root_key, [self.sealing.config_put(config)])
+        self.sealing.config, self.sealing.rekey = config, None
+        log.info("rekeyed: %d key shares, threshold %d", config.secret_shares, config.secret_threshold)
+
+    def generate_root_status(self) -> dict[str, object]:
+        config = self._unsealed_config()
+        generation = self.sealing.root_generation
+        return generation.status(config.secret_threshold) if generation else idle_root_generation(
+            config.secret_threshold)
+
+    def generate_root_init(self, otp: str = "") -> dict[str, object]:
+        """Start a root generation; without ``otp`` the server makes one, answered this once."""
+        config = self._unsealed_config()
+        made = "" if otp else new_otp()
+        generation = self.sealing.start_root_generation(otp or made)
+        return generation.status(config.secret_threshold, otp=made)
+
+    def generate_root_cancel(self) -> None:
+        self._unsealed_config()
+        self.sealing.root_generation = None
+
+    async def generate_root_update(self, key: bytes, given_nonce: str | None) -> dict[str, object]:
+        async with self._unseal_lock:
+            config = self._unsealed_config()
+            root_key = self.sealing.root_generation_add(key, given_nonce)
+            generation = self.sealing.root_generation
+            assert generation is not None
+            if root_key is None:
+                return generation.status(config.secret_threshold)
+            self._check_root_key(root_key, "root generation")
+            token, _ = await self.tokens.create(policies=["root"], parent=None, display_name="root",
+                                                path="auth/token/root")
+            self.sealing.root_generation = None
+            log.info("a root token was generated from the unseal keys")
+            return generation.status(config.secret_threshold, encoded=encode_token(token, generation.otp))
 
     # -- background work ---------------------------------------------------
 

@@ -692,6 +692,23 @@ class ACL:
         rule = self.rule_for(path)
         return set(rule.capabilities) if rule is not None else set()
 
+    def any_capability_under(self, prefix: str) -> bool:
+        """Whether some rule grants anything (other than deny) on a path under ``prefix`` (a mount's route):
+        what decides if a mount is shown to a token (``sys/internal/ui/mounts``), as in Vault."""
+        if self.root:
+            return True
+        for pattern, rule in self._exact.items():
+            if pattern.startswith(prefix) and rule.capabilities and DENY not in rule.capabilities:
+                return True
+        for glob in self._globs:
+            caps = glob.rule.capabilities
+            if not caps or DENY in caps:
+                continue
+            literal = glob.prefix if glob.prefix is not None else glob.rule.pattern.split("+", 1)[0]
+            if literal.startswith(prefix) or prefix.startswith(literal):
+                return True
+        return False
+
     def allows(self, path: str, operation: str, data: Mapping[str, Any] | None = None) -> ACLResult:
         """Check one request. ``data`` (if given) is checked against the
         matching rule's parameter constraints for create/update/patch."""

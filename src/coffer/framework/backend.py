@@ -23,6 +23,7 @@ from coffer.framework.request import (
     DELETE,
     HELP,
     LIST,
+    PATCH,
     PERIODIC,
     READ,
     RENEW,
@@ -53,7 +54,8 @@ def match_name(group: str = "name") -> str:
     return rf"(?P<{group}>{NAME})"
 
 
-_HTTP_FOR_OP: dict[str, str] = {READ: "get", LIST: "get", CREATE: "post", UPDATE: "post", DELETE: "delete"}
+_HTTP_FOR_OP: dict[str, str] = {READ: "get", LIST: "get", CREATE: "post", UPDATE: "post", DELETE: "delete",
+                                 PATCH: "patch"}
 
 
 @dataclass
@@ -74,7 +76,8 @@ class Path:
         # Every named capture is also a string field of the path (declared ones keep their own text).
         fields = dict(self.fields)
         for group in self.regex.groupindex:
-            fields.setdefault(group, Field(FieldType.STRING, f"Path parameter {group}.", required=True))
+            fields.setdefault(group, Field(FieldType.STRING, _capture_description(self.pattern, group),
+                                           required=True))
         self.fields = fields
         operations: dict[str, Handler] = {}
         for op, handler in self.operations.items():
@@ -102,6 +105,15 @@ class Path:
         if self.description:
             lines += ["## DESCRIPTION", "", self.description.strip(), ""]
         return "\n".join(lines).rstrip() + "\n"
+
+
+def _capture_description(pattern: str, group: str) -> str:
+    """A sentence for a path parameter no engine described: where in the path it comes from."""
+    before = openapi_template(pattern[: pattern.find(f"(?P<{group}>")])
+    word = group.replace("_", " ")
+    if not before:
+        return f"The {word}: the path itself, e.g. my-{group.replace('_', '-')}."
+    return f'The {word} in the path, after "{before}" (as in {before}my-{group.replace("_", "-")}).'
 
 
 def openapi_template(pattern: str) -> str:
@@ -318,8 +330,9 @@ class Backend:
                                             "schema": {"type": "string", "enum": ["true"]}}]
                     item["get" if READ not in p.operations else "x-list"] = entry
                     continue
-                if verb == "post" and body:
-                    entry["requestBody"] = {"content": {"application/json": {"schema": {
+                if verb in ("post", "patch") and body:
+                    media = "application/merge-patch+json" if verb == "patch" else "application/json"
+                    entry["requestBody"] = {"content": {media: {"schema": {
                         "type": "object", "properties": body,
                         "required": sorted(n for n, f in p.fields.items() if f.required and n not in params),
                     }}}}

@@ -14,9 +14,10 @@ from coffer.storage.base import Op
 class Operation(StrEnum):
     """What a request asks of an engine.
 
-    HTTP verbs map onto the first six in http/ ("create" or "update" is decided by
-    the path's existence check); core sends the others on its own: renew and
-    revoke for a lease, rollback for write-ahead entries, periodic on a timer.
+    HTTP verbs map onto the first six and patch in http/ ("create" or "update" is
+    decided by the path's existence check; PATCH is patch, a JSON merge patch);
+    core sends the others on its own: renew and revoke for a lease, rollback for
+    write-ahead entries, periodic on a timer.
     """
 
     READ = "read"
@@ -25,6 +26,7 @@ class Operation(StrEnum):
     DELETE = "delete"
     LIST = "list"
     HELP = "help"
+    PATCH = "patch"
     RENEW = "renew"
     REVOKE = "revoke"
     ROLLBACK = "rollback"
@@ -33,6 +35,7 @@ class Operation(StrEnum):
 
 READ, CREATE, UPDATE, DELETE, LIST, HELP = (Operation.READ, Operation.CREATE, Operation.UPDATE, Operation.DELETE,
                                             Operation.LIST, Operation.HELP)
+PATCH = Operation.PATCH
 RENEW, REVOKE, ROLLBACK, PERIODIC = Operation.RENEW, Operation.REVOKE, Operation.ROLLBACK, Operation.PERIODIC
 
 

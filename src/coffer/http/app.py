@@ -16,8 +16,8 @@ import orjson
 
 from coffer.core.core import Core
 from coffer.durations import parse_duration
-from coffer.errors import CofferError, InvalidRequest, Throttled, UnsupportedOperation
-from coffer.framework.request import DELETE, HELP, LIST, READ, UPDATE, Request, Response
+from coffer.errors import CofferError, InvalidRequest, Throttled, UnsupportedMediaType, UnsupportedOperation
+from coffer.framework.request import DELETE, HELP, LIST, PATCH, READ, UPDATE, Request, Response
 from coffer.http.body import BodyLimits, BodyReader
 from coffer.truth import TRUE_WORDS
 
@@ -26,9 +26,11 @@ log = logging.getLogger("coffer.http")
 _TRUE = TRUE_WORDS  # query flags (?list=, ?help=): any other word is false
 _JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _EMPTY_HEADERS = [(b"cache-control", b"no-store")]
-# PATCH is not a write: no engine implements patch, and treating it as one
-# replaced a whole kv v1 secret with the patch. Vault answers 405.
 _WRITE_METHODS = {"PUT", "POST"}
+# PATCH is its own operation (a JSON merge patch, kv v2's data/ and metadata/): never a write, which would
+# replace a whole secret with the patch. Engines without a patch handler answer 405, as Vault does.
+_BODY_METHODS = {"PUT", "POST", "PATCH"}
+MERGE_PATCH = "application/merge-patch+json"
 
 
 _random = b""
@@ -66,7 +68,9 @@ def _operation(method: str, query: dict[str, str]) -> str:
         return UPDATE
     if method == "DELETE":
         return DELETE
-    raise UnsupportedOperation(f"method {method} is not supported; use GET, LIST, PUT, POST or DELETE")
+    if method == "PATCH":
+        return PATCH
+    raise UnsupportedOperation(f"method {method} is not supported; use GET, LIST, PUT, POST, PATCH or DELETE")
 
 
 def _content_length(headers: dict[str, str]) -> int | None:
@@ -173,6 +177,11 @@ class App:
             raw_query = scope.get("query_string", b"")
             query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if raw_query else {}
             operation = _operation(method, query)
+            if operation == PATCH:
+                content_type = headers.get("content-type", "")
+                if content_type.split(";")[0].strip().lower() != MERGE_PATCH:
+                    raise UnsupportedMediaType(f"PATCH requires Content-Type of {MERGE_PATCH}, provided "
+                                               f"{content_type or 'none'}")
             token = headers.get("x-vault-token")
             if not token:
                 auth = headers.get("authorization", "")
@@ -198,7 +207,7 @@ class App:
                 # before its body is buffered.
                 await self.core.pipeline.admit(req)
                 body = await self.bodies.read(receive, _content_length(headers))
-                if method in _WRITE_METHODS:
+                if method in _BODY_METHODS:
                     req.data = self.bodies.parse(body, headers.get("content-type", ""))
                 del body
             if operation == READ or operation == LIST:

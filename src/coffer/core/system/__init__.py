@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from coffer.core.system import audit, capabilities, keys, leases, lifecycle, mounts, policies, wrapping
+from coffer.core.system import (
+    audit,
+    capabilities,
+    keys,
+    leases,
+    lifecycle,
+    mounts,
+    policies,
+    rootkeys,
+    ui_mounts,
+    wrapping,
+)
 from coffer.framework.backend import Backend
 
 if TYPE_CHECKING:
@@ -24,6 +35,7 @@ def system_backend(core: Core) -> Backend:
     return Backend(
         [
             *lifecycle.paths(core),
+            *rootkeys.paths(core),
             *mounts.paths(core.router, core.expiration, core.tokens),
             *policies.paths(core.policies),
             *capabilities.paths(core.tokens, core.policies),
@@ -31,8 +43,10 @@ def system_backend(core: Core) -> Backend:
             *keys.paths(core.barrier, core.router),
             *leases.paths(core.expiration),
             *wrapping.paths(core.wrapping),
+            *ui_mounts.paths(core.router, core.tokens, core.policies),
         ],
         help=HELP,
-        unauthenticated=(*lifecycle.UNAUTHENTICATED, *wrapping.UNAUTHENTICATED),
-        sudo_paths=(*lifecycle.SUDO, *mounts.SUDO, *audit.SUDO, *keys.SUDO, *leases.SUDO),
+        unauthenticated=(*lifecycle.UNAUTHENTICATED, *rootkeys.UNAUTHENTICATED, *wrapping.UNAUTHENTICATED,
+                         *ui_mounts.UNAUTHENTICATED),
+        sudo_paths=(*lifecycle.SUDO, *rootkeys.SUDO, *mounts.SUDO, *audit.SUDO, *keys.SUDO, *leases.SUDO),
     )

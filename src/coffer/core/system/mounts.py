@@ -45,9 +45,15 @@ def paths(router: Router, expiration: ExpirationManager, tokens: TokenStore) -> 
             raise InvalidRequest(f"max_lease_ttl cannot exceed the server's max_lease_ttl ({server_max}s)")
         return config
 
-    def check_kv_version(mount_type: str, options: dict[str, str] | None) -> None:
-        if mount_type in ("kv", "generic") and str((options or {}).get("version", "1")) not in ("1", ""):
-            raise InvalidRequest("kv version 2 is not supported yet; mount kv with options version=1")
+    def kv_options(mount_type: str, options: dict[str, Any] | None) -> tuple[str, dict[str, str]]:
+        """The type and options a mount is stored with: ``kv-v2`` is kv with version 2; kv's version is 1 or 2."""
+        opts = {str(k): str(v) for k, v in (options or {}).items()}
+        if mount_type == "kv-v2":
+            mount_type = "kv"
+            opts.setdefault("version", "2")
+        if mount_type in ("kv", "generic") and opts.get("version", "1").strip() not in ("1", "2", ""):
+            raise InvalidRequest(f'invalid kv version "{opts["version"]}": use options version=1 or version=2')
+        return mount_type, opts
 
     def route_of(d: FieldData, auth: bool) -> str:
         return (AUTH_PREFIX if auth else "") + normalize(d["path"])
@@ -66,11 +72,11 @@ def paths(router: Router, expiration: ExpirationManager, tokens: TokenStore) -> 
 
     async def enable(req: Request, d: FieldData, auth: bool = False) -> None:
         d.require("type")
-        check_kv_version(d["type"], d["options"])
+        mount_type, options = kv_options(d["type"], d["options"]) if not auth else (d["type"], {
+            str(k): str(v) for k, v in (d["options"] or {}).items()})
         entry = router.new_entry(
-            normalize(d["path"]), d["type"], auth=auth, description=d["description"] or "",
-            config=ttl_config(d["config"] or {}), options={str(k): str(v) for k, v in (d["options"] or {}).items()},
-            local=d["local"], seal_wrap=d["seal_wrap"],
+            normalize(d["path"]), mount_type, auth=auth, description=d["description"] or "",
+            config=ttl_config(d["config"] or {}), options=options, local=d["local"], seal_wrap=d["seal_wrap"],
         )
         await router.mount(entry, auth=auth)
 
@@ -103,21 +109,32 @@ def paths(router: Router, expiration: ExpirationManager, tokens: TokenStore) -> 
             "options": entry.options or None,
         })
 
-    async def tune(req: Request, d: FieldData, auth: bool = False) -> None:
+    async def tune(req: Request, d: FieldData, auth: bool = False) -> Response | None:
         route = route_of(d, auth)
         entry = router.get(route).entry
         config = ttl_config(d.given(), entry.config)
-        if "options" in d:
-            check_kv_version(entry.type, d["options"])
+        options = {str(k): str(v) for k, v in (d["options"] or {}).items()}
+        warnings = []
+        if "options" in d and entry.type in ("kv", "generic"):
+            _, options = kv_options(entry.type, options)
+            before = "2" if entry.options.get("version", "").strip() == "2" else "1"
+            after = options.get("version", "").strip() or before
+            if before == "2" and after != "2":
+                raise InvalidRequest("cannot downgrade mount from version 2")
+            if before == "1" and after == "2":
+                # The kv engine upgrades its storage on the first request it serves as version 2.
+                warnings.append("Upgrading mount from version 1 to version 2. This mount will be unavailable "
+                                "for a brief period and will resume service shortly.")
 
         def change(entry: MountEntry) -> None:
             entry.config = config
             if "description" in d:
                 entry.description = d["description"]
             if "options" in d:
-                entry.options.update({str(k): str(v) for k, v in (d["options"] or {}).items()})
+                entry.options.update(options)
 
         await router.update(route, change)
+        return Response(warnings=warnings) if warnings else None
 
     migrations: dict[str, dict[str, str]] = {}  # the last moves, for sys/remount/status
 

@@ -33,10 +33,11 @@ existing IAM user on a schedule; config/rotate-root rotates coffer's own key."""
 __all__ = ["factory", "interrupt_all"]
 
 CREDS_FIELDS = {
-    "role_arn": Field(FieldType.STRING, "assumed_role: which of the role's role_arns (optional when it has one).",
+    "role_arn": Field(FieldType.STRING, "For assumed_role: which of the role's role_arns to assume (optional when it "
+                                        "has one).",
                       default=""),
-    "role_session_name": Field(FieldType.STRING, "assumed_role: the session name (2-64 characters; default from "
-                                                 "the username template).", default=""),
+    "role_session_name": Field(FieldType.STRING, "For assumed_role: the name of the session (2-64 characters; by "
+                                                 "default made from the username template).", default=""),
     "ttl": Field(FieldType.DURATION, "How long the credentials live (STS: default the role's default_sts_ttl, "
                                      "else 1h; iam_user: the lease).", default=0),
     "mfa_code": Field(FieldType.STRING, "The MFA code, for a role with mfa_serial_number.", default=""),
