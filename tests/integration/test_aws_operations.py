@@ -236,7 +236,7 @@ def test_max_live_credentials_is_a_429_naming_role_and_count(aws, moto):
 
 
 def test_call_budget_holds_during_a_burst_of_200_issues(coffer, moto, fault_proxy):
-    budget = 8
+    budget = 40  # 200 issues of 3 calls each: ~15 s at this pace
     configure_root(coffer, coffer.full_root, fault_proxy.endpoint, max_retries=0, max_calls_per_second=budget)
     put_role(coffer, "burst", policy_document=json.dumps(ROLE_POLICY), user_path=f"/burst{uuid.uuid4().hex[:6]}/")
     fault_proxy.clear()
