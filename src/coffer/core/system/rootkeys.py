@@ -11,14 +11,16 @@ from typing import Protocol
 
 from coffer.core.seal import decode_key
 from coffer.errors import InvalidRequest
-from coffer.framework.backend import Path
+from coffer.framework.backend import Handler, Path
 from coffer.framework.fields import Field, FieldData, FieldType
 from coffer.framework.request import Request, Response
 
 S, I, B, L = FieldType.STRING, FieldType.INT, FieldType.BOOL, FieldType.COMMA_LIST
 
 UNAUTHENTICATED = ("rekey/init", "rekey/update", "rekey/verify", "generate-root/attempt", "generate-root/update")
-SUDO = ("rekey/backup", "rekey/recovery-key-backup")
+SUDO = ("rekey/backup", "rekey/recovery-key-backup", "rotate/root/*", "generate-root-token/*")
+#: OpenBao's authenticated spellings of the same ceremonies (its bao CLI uses them): a token with sudo, an envelope.
+AUTHENTICATED_ALIASES = {"rekey/": "rotate/root/", "generate-root/": "generate-root-token/"}
 
 
 class KeyCeremonies(Protocol):
@@ -106,11 +108,30 @@ def paths(server: KeyCeremonies) -> list[Path]:
     async def root_update(req: Request, d: FieldData) -> Response:
         return raw(await server.generate_root_update(_key(d), d["nonce"]))
 
+    def enveloped(handler: Handler) -> Handler:
+        async def answer(req: Request, d: FieldData) -> Response | None:
+            resp = await handler(req, d)
+            if resp is not None:
+                resp.raw = False
+            return resp
+
+        return answer
+
+    def aliases(paths: list[Path]) -> list[Path]:
+        out = []
+        for path in paths:
+            for old, new in AUTHENTICATED_ALIASES.items():
+                if path.pattern.startswith(old):
+                    out.append(Path(new + path.pattern[len(old):],
+                                    {op: enveloped(h) for op, h in path.operations.items()}, path.fields,
+                                    synopsis=path.synopsis, description=path.description))
+        return out
+
     key_fields = {
         "key": Field(S, "One unseal key share, hex or base64, as operator init (or the last rekey) printed it."),
         "nonce": Field(S, "The nonce of the operation in progress, as its status shows it."),
     }
-    return [
+    legacy = [
         Path("rekey/init", {"read": rekey_status, "write": rekey_init, "delete": rekey_cancel}, {
             "secret_shares": Field(I, "How many unseal key shares the new root key is split into."),
             "secret_threshold": Field(I, "How many of the new shares will be needed to unseal."),
@@ -146,3 +167,4 @@ def paths(server: KeyCeremonies) -> list[Path]:
              description="Once the threshold is reached, the answer's encoded_token is the new root token "
                          "XORed with the OTP (base64)."),
     ]
+    return legacy + aliases(legacy)
