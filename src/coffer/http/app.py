@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
 from coffer.core.core import Core
+from coffer.core.metrics import metrics_response
 from coffer.durations import parse_duration
 from coffer.errors import CofferError, InvalidRequest, UnsupportedOperation
 from coffer.framework.request import DELETE, HELP, LIST, READ, UPDATE, Request, Response
 from coffer.http.body import BodyLimits, BodyReader
+from coffer.http.ui import StaticUI
 from coffer.truth import TRUE_WORDS
 
 log = logging.getLogger("coffer.http")
@@ -98,6 +101,42 @@ def _wrap_ttl(value: str | None) -> int:
     return seconds
 
 
+def _list_limit(value: str) -> int:
+    """LIST's ``limit`` query parameter (as OpenBao: absent, empty, 0 or negative means no limit)."""
+    text = value.strip()
+    if not text:
+        return 0
+    try:
+        return max(int(text), 0)
+    except ValueError:
+        raise InvalidRequest(f'limit must be a whole number of keys, such as limit=100, not "{text[:40]}"') from None
+
+
+def page_keys(data: dict[str, Any], after: str, limit: int) -> dict[str, Any]:
+    """A LIST answer cut to the keys sorted after ``after``, at most ``limit`` (``key_info`` follows)."""
+    keys = data.get("keys")
+    if not isinstance(keys, list):
+        return data
+    kept = [k for k in keys if not after or (isinstance(k, str) and k > after)]
+    if limit:
+        kept = kept[:limit]
+    paged = {**data, "keys": kept}
+    if isinstance(data.get("key_info"), dict):
+        wanted = set(kept)
+        paged["key_info"] = {k: v for k, v in data["key_info"].items() if k in wanted}
+    return paged
+
+
+class RawBody:
+    """A response body that is not JSON (sys/metrics in Prometheus' format)."""
+
+    __slots__ = ("content", "content_type")
+
+    def __init__(self, content: bytes, content_type: str) -> None:
+        self.content = content
+        self.content_type = content_type
+
+
 def envelope(req: Request, resp: Response) -> dict[str, Any]:
     body: dict[str, Any] = {
         "request_id": req.request_id,
@@ -119,9 +158,13 @@ def envelope(req: Request, resp: Response) -> dict[str, Any]:
 class App:
     """The ASGI callable. One per server; it holds the core."""
 
-    def __init__(self, core: Core, limits: BodyLimits | None = None) -> None:
+    def __init__(self, core: Core, limits: BodyLimits | None = None, *, ui: bool = False,
+                 unauthenticated_metrics: bool = False) -> None:
         self.core = core
         self.bodies = BodyReader(limits or BodyLimits())
+        self.ui = StaticUI(enabled=ui)
+        #: The listener's telemetry.unauthenticated_metrics_access: sys/metrics is answered without a token.
+        self.unauthenticated_metrics = unauthenticated_metrics
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -130,17 +173,29 @@ class App:
         if scope["type"] != "http":
             return
         method = scope["method"]
-        status, payload = await self._serve(scope, receive)
+        if not scope["path"].startswith("/v1/") and self.ui.handles(scope["path"]):
+            await self.ui.serve(scope, send)
+            return
+        started = time.monotonic()
+        status, payload, req = await self._serve(scope, receive)
         if not 200 <= status <= 599:  # granian aborts the whole process on an invalid status
             log.error("refusing to send status %s for %s %s", status, method, scope.get("path"))
             status, payload = 500, {"errors": [f"internal error: a handler answered HTTP status {status}"]}
+        ended = time.monotonic()
         if payload is None:
             await send({"type": "http.response.start", "status": status, "headers": _EMPTY_HEADERS})
             await send({"type": "http.response.body", "body": b""})
-            return
-        body = orjson.dumps(payload)
-        await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        elif isinstance(payload, RawBody):
+            headers = [(b"content-type", payload.content_type.encode()), (b"cache-control", b"no-store")]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload.content})
+        else:
+            body = orjson.dumps(payload)
+            await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        # The metrics step: one observation per answered request (after the answer went out).
+        self.core.metrics.observe_request(req.mount.type if req else "", req.operation if req else "", status,
+                                          ended - started, ended)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -151,13 +206,14 @@ class App:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _serve(self, scope: dict[str, Any], receive: Any) -> tuple[int, Any]:
+    async def _serve(self, scope: dict[str, Any], receive: Any) -> tuple[int, Any, Request | None]:
+        """Answers (status, payload, the request as far as it was understood)."""
         method = scope["method"]
         req = None
         try:
             raw_path = scope["path"]
             if not raw_path.startswith("/v1/"):
-                return 404, {"errors": ["not found: the API lives under /v1/"]}
+                return 404, {"errors": ["not found: the API lives under /v1/"]}, None
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             raw_query = scope.get("query_string", b"")
             query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if raw_query else {}
@@ -190,24 +246,34 @@ class App:
                 if method in _WRITE_METHODS:
                     req.data = self.bodies.parse(body, headers.get("content-type", ""))
                 del body
+            if operation == LIST:
+                req.list_after = query.pop("after", "")
+                req.list_limit = _list_limit(query.pop("limit", ""))
             if operation == READ or operation == LIST:
                 req.data.update({k: v for k, v in query.items() if k not in ("list", "help")})
-            resp = await self.core.handle(req)
+            if self.unauthenticated_metrics and operation == READ and path == "sys/metrics":
+                resp: Response | None = await metrics_response(self.core.metrics, query.get("format", ""))
+            else:
+                resp = await self.core.handle(req)
         except CofferError as exc:
-            return exc.status, {"errors": exc.messages}
+            return exc.status, {"errors": exc.messages}, req
         except Exception:
             request_id = req.request_id if req else "-"
             log.exception("internal error serving %s %s (request %s)", method, scope.get("path"), request_id)
-            return 500, {"errors": [f"internal error; the server log has details (request id {request_id})"]}
-        return self._render(req, resp)
+            return 500, {"errors": [f"internal error; the server log has details (request id {request_id})"]}, req
+        return (*self._render(req, resp), req)
 
     def _render(self, req: Request, resp: Response | None) -> tuple[int, Any]:
         if resp is None:
             if req.operation in (READ, LIST):
                 return 404, {"errors": []}
             return 204, None
+        if resp.body is not None:
+            return resp.status or 200, RawBody(resp.body, resp.content_type or "application/octet-stream")
         if resp.raw:
             return resp.status or 200, resp.data
+        if req.operation == LIST and (req.list_after or req.list_limit) and resp.data:
+            resp.data = page_keys(resp.data, req.list_after, req.list_limit)
         if req.operation == LIST and not (resp.data or {}).get("keys"):
             return 404, {"errors": []}
         if resp.data is None and not (resp.auth or resp.warnings or resp.secret or resp.lease_id or resp.wrap_info):

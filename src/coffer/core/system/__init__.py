@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from coffer.core.system import audit, capabilities, keys, leases, lifecycle, mounts, policies, wrapping
+from coffer.core.system import audit, capabilities, keys, leases, lifecycle, metrics, mounts, policies, wrapping
 from coffer.framework.backend import Backend
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ def system_backend(core: Core) -> Backend:
             *keys.paths(core.barrier, core.router),
             *leases.paths(core.expiration),
             *wrapping.paths(core.wrapping),
+            *metrics.paths(core.metrics),
         ],
         help=HELP,
         unauthenticated=(*lifecycle.UNAUTHENTICATED, *wrapping.UNAUTHENTICATED),

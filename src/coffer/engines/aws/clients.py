@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,6 +21,8 @@ import boto3
 import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from coffer.framework import metrics
 
 T = TypeVar("T")
 
@@ -68,7 +71,40 @@ class Clients:
             connect_timeout=10,
             read_timeout=30,
         )
-        return session.client(service, endpoint_url=config.get(f"{service}_endpoint") or None, config=botocfg)
+        return instrument(session.client(service, endpoint_url=config.get(f"{service}_endpoint") or None,
+                                         config=botocfg))
+
+
+# -- metrics: every AWS call (with the SDK's retries) by service, action and outcome, and its latency
+
+def _call_started(model: Any, context: dict[str, Any], **_: Any) -> None:
+    context["coffer_call"] = (model.service_model.service_name, model.name, time.monotonic())
+
+
+def _call_answered(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    service, action, started = context.pop("coffer_call", ("", "", 0.0))
+    if not action:
+        return
+    outcome = metrics.OK
+    if http_response.status_code >= 300:
+        code = str((parsed or {}).get("Error", {}).get("Code", ""))
+        outcome = metrics.THROTTLED if code in THROTTLE_CODES else metrics.ERROR
+    metrics.aws_call(service, action, outcome, time.monotonic() - started)
+
+
+def _call_failed(exception: BaseException, context: dict[str, Any], **_: Any) -> None:
+    service, action, started = context.pop("coffer_call", ("", "", 0.0))
+    if action:
+        metrics.aws_call(service, action, metrics.ERROR, time.monotonic() - started)
+
+
+def instrument(client: Any) -> Any:
+    """Make ``client`` record each of its calls in coffer's metrics (framework.metrics.aws_call)."""
+    events = client.meta.events
+    events.register("before-call.*.*", _call_started)
+    events.register("after-call.*.*", _call_answered)
+    events.register("after-call-error.*.*", _call_failed)
+    return client
 
 
 def sts_with_key(config: dict[str, Any], access_key: str, secret_key: str) -> Any:

@@ -269,7 +269,7 @@ class IamUsers:
             warnings=warnings,
             data={**keys, "session_token": None, "security_token": None},
             secret=Secret(type=SECRET_TYPE, ttl=ttl, max_ttl=max_ttl, renewable=True, wal_id=wal_id,
-                          lease_id=lease_id,
+                          lease_id=lease_id, metric_role=name,
                           internal={"username": username, "role": name, "created": time.time(),
                                     "is_sts": False}),
         )
@@ -284,7 +284,7 @@ class IamUsers:
             return
         await wal.delete(req.storage, wal_id)
 
-    async def revoke(self, req: Request, internal: dict[str, Any]) -> None:
+    async def revoke(self, req: Request, internal: dict[str, Any]) -> dict[str, str]:
         iam = self.clients.iam(await cfg.read_root(req.storage))
         username = internal["username"]
         seen_key = f"{SEEN_PREFIX}{username}"
@@ -303,6 +303,7 @@ class IamUsers:
             raise _upstream(exc) from None
         if await req.storage.get(seen_key) is not None:
             await req.storage.delete(seen_key)
+        return {"iam_user_deleted": username}  # for the server's log line about the revocation
 
     async def renew(self, req: Request, internal: dict[str, Any]) -> Response:
         lease = await cfg.read_lease(req.storage)
