@@ -66,3 +66,25 @@ def test_store_v1_gains_the_builtin_mounts(old_store):
     again = server.request("GET", "sys/mounts", token=root).json()["data"]
     assert again["cubbyhole/"]["accessor"] == mounts["cubbyhole/"]["accessor"]
     assert again["sys/"]["uuid"] == mounts["sys/"]["uuid"]
+
+
+def _live_leases(server, root: str) -> dict[str, float]:
+    gauges = server.request("GET", "sys/metrics", token=root).json()["Gauges"]
+    return {g["Labels"]["mount"]: g["Value"] for g in gauges if g["Name"] == "coffer_leases_live"}
+
+
+def test_store_v1_gets_lease_counters_once(old_store):
+    """The store predates the lease counters: they are computed at the first unseal, then kept."""
+    server, manifest = old_store
+    root = manifest["root_token"]
+    mount = manifest["lease_id"].split("/", 1)[0] + "/"
+    assert _live_leases(server, root) == {mount: 1}
+    assert server.log().count("counting 1 lease(s) once for the lease metrics") == 1
+    server.request("PUT", "sys/leases/revoke", token=root, json={"lease_id": manifest["lease_id"]}).raise_for_status()
+    assert _live_leases(server, root) == {mount: 0}
+    server.stop()
+    server.start()
+    for key in manifest["unseal_keys"][: manifest["threshold"]]:
+        server.request("PUT", "sys/unseal", token=None, json={"key": key}).raise_for_status()
+    assert _live_leases(server, root) == {}  # kept at 0 (nothing stored), not counted again
+    assert server.log().count("counting 1 lease(s) once") == 1

@@ -1,4 +1,5 @@
 """Storage.list_page (LIST ?after=&limit=) and the lease counters (core/leasecounts.py) on every backend."""
+# ruff: noqa: F811 - the tests take the imported ``storage`` fixture
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import random
 
 import orjson
 import pytest
+from test_storage_conformance import _event_loop, run, storage  # noqa: F401 - every backend, one loop per test
 
 from coffer.core.leasecounts import READY, Delta, LeaseCounts
 from coffer.storage.base import ConditionFailed, Expect, Put, Storage
-from test_storage_conformance import _event_loop, run, storage  # noqa: F401 - the fixtures
 
 KEYS = ["a", "a-b", "b/x", "b/y/z", "c", "dir", "dir/one", "dir/two/three", "e", "z/1"]
 
