@@ -40,7 +40,15 @@ export async function discover() {
       state.mounts = null;
     }
   }
-  const entries = state.mounts ? Object.entries(state.mounts) : [["aws/", { type: "aws" }], ["secret/", { type: "kv" }]];
+  let entries = state.mounts ? Object.entries(state.mounts) : null;
+  if (!entries) {
+    // Without sys/mounts: the mounts this token can reach (Vault's sys/internal/ui/mounts), else the usual ones.
+    try {
+      entries = Object.entries((await api("GET", "sys/internal/ui/mounts")).data.secret || {});
+    } catch (_) {
+      entries = [["aws/", { type: "aws" }], ["secret/", { type: "kv" }]];
+    }
+  }
   const awsPaths = entries.filter(([, m]) => m.type === "aws").map(([p]) => p);
   const kvEntries = entries.filter(([, m]) => m.type === "kv" || m.type === "generic" || m.type === "kv-v2");
   const probe = [...awsPaths.flatMap((p) => [`${p}roles/`, `${p}creds/`]),

@@ -5,7 +5,7 @@ import { editor, lineOf } from "../editor.js";
 
 export async function render(main, route, ctx) {
   const [name] = route.rest;
-  if (name || route.query.get("new")) return edit(main, ctx, name || "");
+  if (name || route.query.get("new")) return edit(main, ctx, name || "", route);
   main.append(h("h1", {}, "ACL policies"));
   const after = route.query.get("after") || "";
   const page = await listPage("sys/policies/acl", { after, limit: 100 });
@@ -17,7 +17,7 @@ export async function render(main, route, ctx) {
     href: `#/policies?after=${encodeURIComponent(page.keys.at(-1))}`, class: "button small" }, "Next page") : null));
 }
 
-async function edit(main, ctx, name) {
+async function edit(main, ctx, name, route) {
   const message = h("div", { class: "messages", id: "policy-message" });
   let text = "";
   if (name) {
@@ -50,8 +50,8 @@ async function edit(main, ctx, name) {
     }
     try {
       await api("PUT", `sys/policies/acl/${encodeURIComponent(target)}`, { body: { policy: doc.value } });
-      doc.ok("Saved.");
-      if (!name) ctx.go(`#/policies/${encodeURIComponent(target)}`);
+      if (name) doc.ok("Saved.");
+      else ctx.go(`#/policies/${encodeURIComponent(target)}?saved=1`);
     } catch (exc) {
       // The server checks the policy; show its complaint at the line it names.
       doc.problem(exc.message, lineOf(exc.message));
@@ -67,4 +67,5 @@ async function edit(main, ctx, name) {
     }
   }
   main.append(form, message);
+  if (route.query.get("saved")) doc.ok("Saved.");
 }
