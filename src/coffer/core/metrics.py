@@ -214,8 +214,11 @@ class _Collector:
                                         labels=["mount", "role"])
         for family, table in ((live, counts.live), (irrevocable, counts.irrevocable)):
             by_label: dict[tuple[str, str], int] = {}
-            for (mount_uuid, role), n in table.items():
-                key = (expiration.mount_label(mount_uuid) or "(unmounted)", role)
+            for (mount_uuid, role), n in list(table.items()):
+                mount = expiration.mount_label(mount_uuid)
+                if not mount and not n:
+                    continue  # an unmounted mount's zeros
+                key = (mount or "(unmounted)", role)
                 by_label[key] = by_label.get(key, 0) + n
             for (mount, role), n in sorted(by_label.items()):
                 family.add_metric([mount, role], n)
