@@ -29,7 +29,9 @@ def _why_not() -> str:
     return ""
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is open, asyncio sees a running loop in this thread,
+# which the rest of the suite (asyncio.run, pytest-asyncio) must not.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
     reason = _why_not()
     if reason:

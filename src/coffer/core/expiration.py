@@ -110,6 +110,10 @@ class Lease:
         return ops
 
 
+#: What a log record has of its own: an engine's facts may not take these names (``extra=`` would refuse them).
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
 def short_id(lease_id: str) -> str:
     """A lease id for the log: its path and the first 8 characters of its unique part."""
     head, _, tail = lease_id.rpartition("/")
@@ -347,7 +351,7 @@ class ExpirationManager:
         extra: dict[str, Any] = {"lease": short_id(lease.lease_id), "mount": mount, "role": role,
                                  "event": "lease_expired" if expired else "lease_revoked"}
         for key, value in (facts or {}).items():
-            if isinstance(value, str | int):
+            if isinstance(value, str | int) and key not in _RECORD_FIELDS:
                 extra[key] = value
         log.info("lease %s %s (mount %s%s)%s", short_id(lease.lease_id), what, mount or "(gone)",
                  f", role {role}" if role else "", details, extra=extra)
