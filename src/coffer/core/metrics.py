@@ -47,6 +47,8 @@ PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 #: Vault's default for prometheus_retention_time when a telemetry block leaves it out.
 DEFAULT_RETENTION = 24 * 3600
 TOKEN_COUNT_EVERY = 30.0
+#: Requests recorded before they are folded into the histogram (and always before a scrape).
+FLUSH_AT = 2048
 
 #: Status code // 100 -> the status class label.
 STATUS_CLASSES = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
@@ -65,6 +67,9 @@ class Metrics:
             "How long requests took to answer, by mount type, operation and status class.",
             ("mount_type", "operation", "status"), counter="coffer_http_requests",
             counter_doc="Requests answered, by mount type, operation and status class.")
+        #: Requests answered since the last flush: (mount type, operation, status, seconds). http/ appends one
+        #: tuple per request (the cheapest record there is); they are folded into the histogram in batches.
+        self.pending: list[tuple[str, str, int, float]] = []
         #: The active node's role when HA is on: a callable answering "active", "standby" or "" (no HA).
         self.ha_role: Callable[[], str] = lambda: ""
         self.started = time.time()
@@ -78,10 +83,20 @@ class Metrics:
 
     # -- recording (hot path) ---------------------------------------------------
 
-    def observe_request(self, mount_type: str, operation: str, status: int, seconds: float, now: float) -> None:
-        """One answered request; ``now`` is a time.monotonic() reading (the request's end)."""
-        self.requests.observe((mount_type or "none", operation or "unknown",
-                               STATUS_CLASSES[status // 100] if 100 <= status < 600 else "5xx"), seconds, now)
+    def observe_request(self, mount_type: str, operation: str, status: int, seconds: float) -> None:
+        """One answered request (``status`` 100 to 599). http/ appends to ``pending`` itself, then calls
+        :meth:`flush` once ``FLUSH_AT`` are waiting."""
+        self.pending.append((mount_type, operation, status, seconds))
+        if len(self.pending) >= FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Fold the pending requests into the request histogram (in place: http/ holds the list)."""
+        batch = self.pending[:]
+        self.pending.clear()
+        observe, classes, now = self.requests.observe, STATUS_CLASSES, time.monotonic()
+        for mount_type, operation, status, seconds in batch:
+            observe((mount_type or "none", operation, classes[status // 100]), seconds, now)
 
     # -- what needs storage -------------------------------------------------------
 
@@ -110,6 +125,7 @@ class Metrics:
     async def json(self) -> dict[str, Any]:
         """Vault's JSON form (go-metrics' in-memory sink): Gauges, Counters and Samples."""
         await self.refresh()
+        self.flush()
         gauges: list[dict[str, Any]] = []
         counters: list[dict[str, Any]] = []
         samples: list[dict[str, Any]] = []
@@ -176,6 +192,7 @@ class _Collector:
             ha = GaugeMetricFamily("coffer_ha_active", "1 on the active node, 0 on a standby.", labels=["role"])
             ha.add_metric([role], 1 if role == "active" else 0)
             yield ha
+        m.flush()
         yield from m.requests.collect(retention)
         yield from engine_metrics.ENGINE_METRICS.collect(retention)
         expiration = core.expiration

@@ -28,6 +28,9 @@ from prometheus_client.utils import floatToGoString
 
 #: Bucket bounds (seconds) for request and call latencies: 0.5 ms to 10 s.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_bisect = bisect.bisect_left
+_monotonic = time.monotonic
+
 #: Outcomes of a call to AWS.
 OK, THROTTLED, ERROR = "ok", "throttled", "error"
 
@@ -35,17 +38,20 @@ OK, THROTTLED, ERROR = "ok", "throttled", "error"
 class _Series:
     """One label set of a histogram: counts per bucket (the last one is +Inf), sum, min, max, sum of squares."""
 
-    __slots__ = ("buckets", "count", "sum", "squares", "min", "max", "first", "last")
+    __slots__ = ("buckets", "sum", "squares", "min", "max", "first", "last")
 
     def __init__(self, size: int, now: float) -> None:
         self.buckets = [0] * (size + 1)
-        self.count = 0
         self.sum = 0.0
         self.squares = 0.0
         self.min = math.inf
         self.max = 0.0
         self.first = now
         self.last = now
+
+    @property
+    def count(self) -> int:
+        return sum(self.buckets)
 
 
 class HistogramVec:
@@ -62,19 +68,21 @@ class HistogramVec:
         self.series: dict[tuple[str, ...], _Series] = {}
 
     def observe(self, key: tuple[str, ...], seconds: float, now: float | None = None) -> None:
-        """Record ``seconds`` for the label values ``key`` (in the order of ``labels``)."""
+        """Record ``seconds`` for the label values ``key`` (in the order of ``labels``); ``now`` is a
+        time.monotonic() reading (taken here when not given)."""
+        if now is None:
+            now = _monotonic()
         series = self.series.get(key)
         if series is None:
-            series = self.series[key] = _Series(len(self.bounds), time.monotonic() if now is None else now)
-        series.buckets[bisect.bisect_left(self.bounds, seconds)] += 1
-        series.count += 1
+            series = self.series[key] = _Series(len(self.bounds), now)
+        series.buckets[_bisect(self.bounds, seconds)] += 1
         series.sum += seconds
         series.squares += seconds * seconds
-        if seconds < series.min:
-            series.min = seconds
         if seconds > series.max:
             series.max = seconds
-        series.last = time.monotonic() if now is None else now
+        if seconds < series.min:
+            series.min = seconds
+        series.last = now
 
     def live(self, retention: float) -> Iterator[tuple[tuple[str, ...], _Series]]:
         """The series updated within ``retention`` seconds (all of them when it is 0); older ones are dropped."""
