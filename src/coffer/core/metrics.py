@@ -94,9 +94,9 @@ class Metrics:
         """Fold the pending requests into the request histogram (in place: http/ holds the list)."""
         batch = self.pending[:]
         self.pending.clear()
-        observe, classes, now = self.requests.observe, STATUS_CLASSES, time.monotonic()
-        for mount_type, operation, status, seconds in batch:
-            observe((mount_type or "none", operation, classes[status // 100]), seconds, now)
+        self.requests.observe_many(
+            [((mount_type or "none", operation, STATUS_CLASSES[status // 100]), seconds)
+             for mount_type, operation, status, seconds in batch])
 
     # -- what needs storage -------------------------------------------------------
 

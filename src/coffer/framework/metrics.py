@@ -84,6 +84,26 @@ class HistogramVec:
             series.min = seconds
         series.last = now
 
+    def observe_many(self, observations: Iterable[tuple[tuple[str, ...], float]]) -> None:
+        """:meth:`observe` for many (label values, seconds) at once (the same moment for all)."""
+        now = _monotonic()
+        series_of, bounds, size = self.series, self.bounds, len(self.bounds)
+        touched = set()
+        for key, seconds in observations:
+            series = series_of.get(key)
+            if series is None:
+                series = series_of[key] = _Series(size, now)
+            series.buckets[_bisect(bounds, seconds)] += 1
+            series.sum += seconds
+            series.squares += seconds * seconds
+            if seconds > series.max:
+                series.max = seconds
+            if seconds < series.min:
+                series.min = seconds
+            touched.add(series)
+        for series in touched:
+            series.last = now
+
     def live(self, retention: float) -> Iterator[tuple[tuple[str, ...], _Series]]:
         """The series updated within ``retention`` seconds (all of them when it is 0); older ones are dropped."""
         if retention > 0:

@@ -18,7 +18,7 @@ from coffer.core.core import Core
 from coffer.core.metrics import FLUSH_AT, metrics_response
 from coffer.durations import parse_duration
 from coffer.errors import CofferError, InvalidRequest, UnsupportedOperation
-from coffer.framework.request import DELETE, HELP, LIST, READ, UPDATE, Request, Response
+from coffer.framework.request import DELETE, HELP, LIST, READ, UPDATE, Operation, Request, Response
 from coffer.http.body import BodyLimits, BodyReader
 from coffer.http.ui import StaticUI
 from coffer.truth import TRUE_WORDS
@@ -34,6 +34,8 @@ _WRITE_METHODS = {"PUT", "POST"}
 
 
 _monotonic = time.monotonic
+#: Operations as plain strings (the metrics' records must hold no object the garbage collector tracks).
+_OPERATION_NAMES: dict[str, str] = {op: str(op.value) for op in Operation}
 
 _random = b""
 _random_at = 0
@@ -199,9 +201,11 @@ class App:
             await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
         # The metrics step: one record per answered request (after the answer went out), folded into the
         # request histogram in batches (core/metrics.py).
+        # Only plain str, int and float in the record: the collector then stops tracking it, so records
+        # waiting for the next fold never make garbage collections longer.
         answered = self._answered
-        answered.append((req.mount.type, req.operation, status, ended - started) if req is not None
-                        else ("", "unknown", status, ended - started))
+        answered.append((req.mount.type, _OPERATION_NAMES.get(req.operation) or str(req.operation), status,
+                         ended - started) if req is not None else ("", "unknown", status, ended - started))
         if len(answered) >= FLUSH_AT:
             self._flush()
 
