@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint clean bench bench-full bench-peers bench-peers-full wrk soak
+.PHONY: run test lint clean bench bench-full bench-peers bench-peers-full wrk soak chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ wrk:
 		 (apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null 2>&1))) || \
 		echo "wrk unavailable: the benchmarks use bench/loadgen.py instead"
 
+# `make test`: the browser tests (tests/browser) drive Debian's Chromium through Playwright, never a downloaded
+# browser; without it they are skipped, saying why.
+chromium:
+	@test -x /usr/bin/chromium || (command -v apt-get >/dev/null && \
+		(DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null 2>&1 || \
+		 (apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null 2>&1))) || \
+		echo "chromium unavailable: the browser tests will be skipped"
+
 bench: $(VENV)/.installed-bench wrk
 	$(PY) bench/run.py --quick
 
@@ -51,7 +59,7 @@ run: $(VENV)/.installed
 	@echo 'The CLI is $(VENV)/bin/coffer; to type just coffer in another terminal, paste: source $(CURDIR)/$(VENV)/bin/activate'
 	$(VENV)/bin/coffer server -dev
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test chromium
 	$(PY) -m pytest -q
 
 # ruff, the layer contract of DESIGN.md (import-linter, see pyproject.toml) and mypy over src/.

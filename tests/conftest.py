@@ -17,6 +17,86 @@ import requests
 
 ROOT_TOKEN = "root"
 
+# --- Secrets never reach a server's log: every log written by the suite's servers is grepped, at the end, for
+# the secrets the tests created (tests/hardening/test_secrets_in_logs.py runs last).
+
+#: Every server log file written during this session.
+SERVER_LOGS: list[Path] = []
+#: Secret values tests created or received: tokens, unseal keys, AWS secret keys, passwords, kv values...
+SECRETS: set[str] = set()
+#: Shorter values would match ordinary words of a log line (the dev root token "root").
+MIN_SECRET_LENGTH = 8
+#: Fields whose values are secrets, in request bodies and answers alike.
+SECRET_FIELDS = {"secret_key", "security_token", "session_token", "client_token", "secret_id", "password",
+                 "root_token", "token", "wrapping_token", "jwt", "otp", "encoded_token", "encoded_root_token"}
+#: Fields that are secrets only at the top level (sys/init's answer, sys/unseal's body).
+TOP_SECRET_FIELDS = {"keys", "keys_base64", "key", "unseal_key"}
+
+
+def remember_secret(*values: object) -> None:
+    """Note secret values (strings, or lists of them) that no server log may contain."""
+    for value in values:
+        if isinstance(value, list | tuple | set):
+            remember_secret(*value)
+        elif isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
+            SECRETS.add(value)
+
+
+def harvest_secrets(doc: object, top: bool = True, kv: bool = False) -> None:
+    """Remember the secret fields of a JSON request body or answer (``kv``: every value is one)."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key in SECRET_FIELDS or (top and key in TOP_SECRET_FIELDS):
+                remember_secret(value)
+            if kv and isinstance(value, str):
+                remember_secret(value)
+            harvest_secrets(value, top=False, kv=kv and key == "data")
+    elif isinstance(doc, list):
+        for item in doc:
+            harvest_secrets(item, top=False)
+
+
+def _kv_write(method: str, url: str) -> bool:
+    """A write to a kv mount as the tests name them (secret/, kv*/): its values are secrets."""
+    path = url.split("/v1/", 1)[1] if "/v1/" in url else ""
+    return method in ("PUT", "POST") and (path.startswith(("secret/", "kv")) or "/data/" in path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _secrets_from_http():
+    """Every request the tests send through ``requests`` (hvac included): its secret fields are remembered."""
+    import json as _json
+
+    from requests.adapters import HTTPAdapter
+
+    original = HTTPAdapter.send
+
+    def send(self, request, *args, **kwargs):
+        response = original(self, request, *args, **kwargs)
+        try:
+            if "/v1/" in request.url:
+                if request.body:
+                    body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
+                    if body.lstrip().startswith("{"):
+                        harvest_secrets(_json.loads(body), kv=_kv_write(request.method, request.url))
+                if "json" in response.headers.get("content-type", ""):
+                    harvest_secrets(response.json())
+        except Exception:  # a body that is not JSON has nothing to harvest
+            pass
+        return response
+
+    HTTPAdapter.send = send
+    yield
+    HTTPAdapter.send = original
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The log check runs after everything else, so it sees every log."""
+    last = [item for item in items if item.nodeid.endswith("test_secrets_in_logs.py::test_no_secret_in_any_server_log")]
+    for item in last:
+        items.remove(item)
+        items.append(item)
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -35,6 +115,7 @@ class CofferProcess:
         self.verify = verify
         self.proc: subprocess.Popen[str] | None = None
         self.log_path = home / f"server-{port}.log"
+        SERVER_LOGS.append(self.log_path)
 
     def start(self, timeout: float = 20.0) -> CofferProcess:
         env = {**os.environ, "HOME": str(self.home), "PYTHONUNBUFFERED": "1"}
@@ -137,6 +218,7 @@ def init_and_unseal(server: CofferProcess, shares: int = 1, threshold: int = 1) 
     r = server.request("PUT", "sys/init", token=None, json={"secret_shares": shares, "secret_threshold": threshold})
     r.raise_for_status()
     body = r.json()
+    remember_secret(body["keys"], body["keys_base64"], body["root_token"])
     for key in body["keys"][:threshold]:
         server.request("PUT", "sys/unseal", token=None, json={"key": key}).raise_for_status()
     return body["keys"], body["root_token"]

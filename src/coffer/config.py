@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_LEASE_TTL",
     "DEFAULT_LISTEN_ADDRESS",
     "ListenerConfig",
+    "LOG_FORMATS",
     "LOG_LEVELS",
     "ServerConfig",
     "StorageConfig",
@@ -51,6 +52,7 @@ DEFAULT_LISTEN_ADDRESS = "127.0.0.1:8200"
 SUPPORTED_STORAGE_TYPES = ("inmem", "sqlite", "postgresql")
 TLS_VERSIONS = ("tls10", "tls11", "tls12", "tls13")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
+LOG_FORMATS = ("standard", "json")
 
 _LOG_LEVEL_ALIASES = {"warning": "warn", "err": "error"}
 
@@ -73,6 +75,8 @@ _TOP_LEVEL_KEYS = frozenset(
         "plugin_directory",
         "allow_audit_log_prefixing",
         "revocation_retry_window",
+        "telemetry",
+        "log_format",
     }
 )
 # Vault settings that make no difference to coffer: accepted without comment.
@@ -100,7 +104,6 @@ _TOP_LEVEL_IGNORED = frozenset(
         "introspection_endpoint",
         "license_path",
         "log_file",
-        "log_format",
         "log_requests_level",
         "log_rotate_bytes",
         "log_rotate_duration",
@@ -114,7 +117,6 @@ _TOP_LEVEL_IGNORED = frozenset(
         "replication",
         "sentinel",
         "service_registration",
-        "telemetry",
         "unsafe_allow_api_audit_creation",
         "user_lockout",
     }
@@ -136,13 +138,13 @@ DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 16384
 DEFAULT_MAX_JSON_DEPTH = 200
 _LISTENER_KEYS = frozenset({"address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_min_version",
-                            "max_request_size", "max_connections", "max_json_depth", *LISTENER_LIMITS})
+                            "max_request_size", "max_connections", "max_json_depth", "telemetry",
+                            "unauthenticated_metrics_access", *LISTENER_LIMITS})
 _LISTENER_IGNORED = frozenset(
     {
         "cluster_address",
         "http_write_timeout",
         "profiling",
-        "telemetry",
     }
 )
 _LISTENER_UNSUPPORTED = frozenset(
@@ -162,7 +164,6 @@ _LISTENER_UNSUPPORTED = frozenset(
         "tls_disable_client_certs",
         "tls_max_version",
         "tls_prefer_server_cipher_suites",
-        "unauthenticated_metrics_access",
         "x_forwarded_for_authorized_addrs",
         "x_forwarded_for_client_cert_header",
         "x_forwarded_for_client_cert_header_decoders",
@@ -173,7 +174,18 @@ _LISTENER_UNSUPPORTED = frozenset(
 )
 
 # Top-level keys whose value is a block: the others are single settings.
-_BLOCK_KEYS = frozenset({"storage", "backend", "listener"})
+_BLOCK_KEYS = frozenset({"storage", "backend", "listener", "telemetry"})
+
+#: The telemetry block: what coffer reads, Vault's keys that change nothing here, and Vault's metric sinks
+#: (coffer serves its metrics at sys/metrics only).
+_TELEMETRY_KEYS = frozenset({"prometheus_retention_time"})
+_TELEMETRY_IGNORED = frozenset({"disable_hostname", "enable_hostname_label", "usage_gauge_period",
+                                "maximum_gauge_cardinality", "lease_metrics_epsilon", "num_lease_metrics_buckets",
+                                "add_lease_metrics_namespace_labels", "add_mount_point_rollback_metrics",
+                                "filter_default", "prefix_filter", "metrics_prefix"})
+_TELEMETRY_SINKS = ("statsite_", "statsd_", "dogstatsd_", "circonus_", "stackdriver_")
+#: prometheus_retention_time when a telemetry block does not set it (Vault's default).
+DEFAULT_PROMETHEUS_RETENTION = 24 * 3600
 
 
 class ConfigError(ValueError):
@@ -235,6 +247,8 @@ class ListenerConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     #: How deeply a JSON request body may nest.
     max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
+    #: ``telemetry { unauthenticated_metrics_access = true }``: sys/metrics needs no token on this listener.
+    unauthenticated_metrics_access: bool = False
 
 
 @dataclass
@@ -256,6 +270,11 @@ class ServerConfig:
     allow_audit_log_prefixing: bool = False
     #: How long a failing revocation is retried before its lease is listed as irrevocable (seconds).
     revocation_retry_window: int = 24 * 3600
+    #: ``telemetry { prometheus_retention_time = "24h" }``: seconds a metric's label set is kept without
+    #: updates; 0 (no telemetry block, or set to 0) turns sys/metrics?format=prometheus off, as in Vault.
+    prometheus_retention_time: int = 0
+    #: "standard" (text lines) or "json" (one JSON object per line).
+    log_format: str = "standard"
     warnings: list[str] = field(default_factory=list)
 
 
@@ -395,6 +414,8 @@ class _Builder:
             plugin_directory=self.optional_str(data, "plugin_directory"),
             allow_audit_log_prefixing=self.bool_setting(data, "allow_audit_log_prefixing", False),
             revocation_retry_window=self.positive_duration(data, "revocation_retry_window", 24 * 3600),
+            prometheus_retention_time=self.telemetry(data),
+            log_format=self.log_format(data),
             warnings=self.warnings,
         )
 
@@ -578,6 +599,7 @@ class _Builder:
                 raise self.error(f"{what}: {name} must be a positive whole number of {unit}, not {_show(value)}",
                                  at(name))
             limits[name] = int(value)
+        metrics_open = self.listener_telemetry(body, get, at)
         if limits["max_json_depth"] > DEFAULT_MAX_JSON_DEPTH:
             raise self.error(f"{what}: max_json_depth can be at most {DEFAULT_MAX_JSON_DEPTH} (deeper JSON cannot be "
                              "written back in responses)", at("max_json_depth"))
@@ -587,8 +609,33 @@ class _Builder:
             tls_cert_file=cert,
             tls_key_file=key_file,
             tls_min_version=min_version,
+            unauthenticated_metrics_access=metrics_open,
             **limits,
         )
+
+    def listener_telemetry(self, body: dict[str, Any], get: Any, at: Any) -> bool:
+        """``telemetry { unauthenticated_metrics_access = true }`` inside a listener (or the key on its own)."""
+        what = 'listener "tcp"'
+        open_access = False
+        if "unauthenticated_metrics_access" in body:
+            open_access = self.as_bool(f"{what}: unauthenticated_metrics_access", get("unauthenticated_metrics_access"),
+                                       at("unauthenticated_metrics_access"))
+        if "telemetry" not in body:
+            return open_access
+        block = get("telemetry")
+        if not isinstance(block, dict):
+            raise self.error(f"{what}: telemetry must be a block such as telemetry {{ unauthenticated_metrics_access "
+                             f"= true }}, not {_show(block)}", at("telemetry"))
+        for raw_key in block:
+            key = str(raw_key)
+            line = (block.line_of(key) if isinstance(block, hcl.Object) else None) or at("telemetry")
+            if key == "unauthenticated_metrics_access":
+                open_access = self.as_bool(f"{what}: telemetry: {key}", self.single(
+                    f"{what}: telemetry: {key}", block, key, line), line)
+            elif key not in ("unauthenticated_pprof_access", "unauthenticated_in_flight_requests_access"):
+                self.warn(f'{what}: telemetry: unknown key "{key}" (ignored)'
+                          f"{_did_you_mean(key, {'unauthenticated_metrics_access'})}", line)
+        return open_access
 
     # -- single settings
 
@@ -628,6 +675,53 @@ class _Builder:
         if seconds < 1:
             raise self.error(f"{what or key} must be at least one second, not {_show(value)}", line)
         return seconds
+
+    def telemetry(self, data: dict[str, Any]) -> int:
+        """The telemetry block's prometheus_retention_time (seconds; 0 without a block)."""
+        if "telemetry" not in data:
+            return 0
+        line = self.line_of("telemetry")
+        value = data["telemetry"]
+        if isinstance(value, list):  # written more than once (or a JSON list of blocks): the last one counts
+            if len(value) > 1:
+                self.warn(f"the telemetry block is given {len(value)} times{_lines_of(data, 'telemetry')}; the last "
+                          "one is used", line)
+            value = value[-1] if value else {}
+        if not isinstance(value, dict):
+            raise self.error(f'"telemetry" must be a block such as telemetry {{ prometheus_retention_time = "24h" }}, '
+                             f"not {_show(value)}", line)
+        for raw_key in value:
+            key = str(raw_key)
+            at = (value.line_of(key) if isinstance(value, hcl.Object) else None) or line
+            if key in _TELEMETRY_KEYS or key in _TELEMETRY_IGNORED:
+                continue
+            if key.startswith(_TELEMETRY_SINKS):
+                self.warn(f'telemetry: "{key}" is not supported (ignored); coffer serves its metrics at '
+                          "GET /v1/sys/metrics (JSON, or ?format=prometheus)", at)
+            else:
+                known = _TELEMETRY_KEYS | _TELEMETRY_IGNORED
+                self.warn(f'telemetry: unknown key "{key}" (ignored){_did_you_mean(key, known)}', at)
+        if "prometheus_retention_time" not in value:
+            return DEFAULT_PROMETHEUS_RETENTION
+        at = (value.line_of("prometheus_retention_time") if isinstance(value, hcl.Object) else None) or line
+        raw = self.single("telemetry: prometheus_retention_time", value, "prometheus_retention_time", at)
+        try:
+            seconds = parse_duration(raw)
+        except ValueError as exc:
+            raise self.error(f"telemetry: prometheus_retention_time: {exc}", at) from None
+        if seconds < 0:
+            raise self.error("telemetry: prometheus_retention_time cannot be negative (0 turns Prometheus' format "
+                             "off)", at)
+        return seconds
+
+    def log_format(self, data: dict[str, Any]) -> str:
+        if "log_format" not in data:
+            return "standard"
+        fmt = self.as_str("log_format", data["log_format"], self.line_of("log_format")).strip().lower()
+        if fmt not in LOG_FORMATS:
+            raise self.error(f'log_format {_show(data["log_format"])} is not one of {", ".join(LOG_FORMATS)}',
+                             self.line_of("log_format"))
+        return fmt
 
     def log_level(self, data: dict[str, Any]) -> str:
         if "log_level" not in data:

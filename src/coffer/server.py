@@ -9,12 +9,13 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from coffer.client import save_token
-from coffer.config import ServerConfig, parse_address
+from coffer.config import DEFAULT_PROMETHEUS_RETENTION, ServerConfig, parse_address
 from coffer.core.core import Core
 from coffer.core.expiration import PrefixResult
 from coffer.core.seal import SealConfigDamaged
@@ -62,6 +63,8 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
                 storage_type=config.storage.type, engines=engines, auth_methods=auth_methods,
                 audit_protected=tuple(protected), allow_audit_log_prefixing=config.allow_audit_log_prefixing,
                 revocation_retry_window=config.revocation_retry_window)
+    # Prometheus' format needs a telemetry block, as in Vault; a dev server has it on, and open, as OpenBao's.
+    core.metrics.prometheus_retention = config.prometheus_retention_time or (DEFAULT_PROMETHEUS_RETENTION if dev else 0)
     try:
         await core.load_seal_config()
     except SealConfigDamaged as exc:
@@ -72,7 +75,7 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
     limits = BodyLimits(max_request_size=listener.max_request_size, read_timeout=listener.http_read_timeout,
                         max_json_depth=listener.max_json_depth)
     server = Server(
-        App(core, limits),
+        App(core, limits, ui=config.ui or dev, unauthenticated_metrics=listener.unauthenticated_metrics_access or dev),
         address=host,
         port=port,
         interface=Interfaces.ASGINL,
@@ -190,9 +193,51 @@ def _dev_banner(address: str, key: bytes, root_token: str) -> str:
     )
 
 
+#: The configuration's log levels, as Python's (trace is Python's debug).
+LOG_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+              "error": logging.ERROR}
+# What every LogRecord has: the rest of its attributes came from ``extra=`` and go into JSON lines as fields.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime",
+                                                                                    "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with Vault's (hclog's) key names, plus the record's ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import orjson
+
+        line: dict[str, Any] = {
+            "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                          + f".{int(record.msecs):03d}Z",
+            "@level": {"WARNING": "warn", "CRITICAL": "error"}.get(record.levelname, record.levelname.lower()),
+            "@module": record.name,
+            "@message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_FIELDS and not key.startswith("_"):
+                line[key] = value if isinstance(value, str | int | float | bool) or value is None else str(value)
+        if record.exc_info:
+            line["@exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line).decode()
+
+
+def setup_logging(level: str, log_format: str = "standard") -> None:
+    """The server's log: stderr, at ``level``, as text lines or (``json``) one JSON object per line."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(LOG_LEVELS.get(level, logging.INFO))
+
+
 def run(config: ServerConfig, **kwargs: Any) -> None:
-    logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO),
-                        format="%(asctime)s [%(levelname)s] %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(config.log_level, config.log_format)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     faulthandler.enable()  # a crash (SIGSEGV, SIGBUS...) leaves the Python stacks in the log
     try:

@@ -85,3 +85,25 @@ def test_store_of_an_older_coffer_upgrades_its_kv_mount(old_store):
         rel = path.split("/", 1)[1]
         body = server.request("GET", f"kv1/data/{rel}", token=root).json()["data"]
         assert body["data"] == value and body["metadata"]["version"] == 1
+
+
+def _live_leases(server, root: str) -> dict[str, float]:
+    gauges = server.request("GET", "sys/metrics", token=root).json()["Gauges"]
+    return {g["Labels"]["mount"]: g["Value"] for g in gauges if g["Name"] == "coffer_leases_live"}
+
+
+def test_store_v1_gets_lease_counters_once(old_store):
+    """The store predates the lease counters: they are computed at the first unseal, then kept."""
+    server, manifest = old_store
+    root = manifest["root_token"]
+    mount = manifest["lease_id"].split("/", 1)[0] + "/"
+    assert _live_leases(server, root) == {mount: 1}
+    assert server.log().count("counting 1 lease(s) once for the lease metrics") == 1
+    server.request("PUT", "sys/leases/revoke", token=root, json={"lease_id": manifest["lease_id"]}).raise_for_status()
+    assert _live_leases(server, root) == {mount: 0}
+    server.stop()
+    server.start()
+    for key in manifest["unseal_keys"][: manifest["threshold"]]:
+        server.request("PUT", "sys/unseal", token=None, json={"key": key}).raise_for_status()
+    assert _live_leases(server, root) == {}  # kept at 0 (nothing stored), not counted again
+    assert server.log().count("counting 1 lease(s) once") == 1

@@ -479,11 +479,39 @@ def test_known_vault_keys_are_quiet() -> None:
         pid_file      = "/run/coffer.pid"
         log_format    = "json"
         telemetry {
-          statsite_address = "127.0.0.1:8125"
+          disable_hostname = true
+          usage_gauge_period = "10m"
         }
         """
     )
     assert config.warnings == []
+
+
+def test_telemetry_block() -> None:
+    # Without a telemetry block Prometheus' format is off (as in Vault); a block without the key keeps 24h.
+    assert parse(INMEM + PLAIN_LISTENER).prometheus_retention_time == 0
+    assert parse(INMEM + PLAIN_LISTENER + "telemetry {\n}\n").prometheus_retention_time == 24 * 3600
+    config = parse(INMEM + PLAIN_LISTENER + 'telemetry {\n  prometheus_retention_time = "30s"\n'
+                   '  statsite_address = "127.0.0.1:8125"\n}\n')
+    assert config.prometheus_retention_time == 30
+    (warning,) = config.warnings
+    assert 'telemetry: "statsite_address" is not supported (ignored)' in warning and "line 7" in warning
+    err = config_error(INMEM + PLAIN_LISTENER + 'telemetry {\n  prometheus_retention_time = "soon"\n}\n')
+    assert "prometheus_retention_time" in str(err) and "line 6" in str(err)
+
+
+def test_listener_telemetry_and_log_format() -> None:
+    listener = ('listener "tcp" {\n  tls_disable = true\n  telemetry {\n    unauthenticated_metrics_access = true\n'
+                '  }\n}\n')
+    config = parse(INMEM + listener + 'log_format = "json"\n')
+    assert config.listener.unauthenticated_metrics_access is True and config.log_format == "json"
+    assert not config.warnings
+    assert parse(INMEM + PLAIN_LISTENER).listener.unauthenticated_metrics_access is False
+    assert parse(INMEM + PLAIN_LISTENER).log_format == "standard"
+    err = config_error(INMEM + PLAIN_LISTENER + 'log_format = "xml"\n')
+    assert 'log_format "xml" is not one of standard, json' in str(err)
+    err = config_error(INMEM + listener.replace("true\n  }", '"maybe"\n  }'))
+    assert "unauthenticated_metrics_access must be true or false" in str(err)
 
 
 def test_seal_is_not_supported() -> None:

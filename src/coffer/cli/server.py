@@ -20,10 +20,12 @@ from coffer.cli.common import flag
       help="When an in-memory server stops, revoke its leases for at most this many seconds.")
 @flag("dev-leave-leases", is_flag=True, help="When an in-memory server stops, do not revoke its leases.")
 @flag("dev-kv-v1", is_flag=True, help="Mount kv version 1 at secret/ in dev mode (default: version 2, as Vault).")
-@flag("log-level", help="Log level: debug, info, warn, error.")
+@flag("log-level", envvar="VAULT_LOG_LEVEL", help="Log level: trace, debug, info, warn, error.")
+@flag("log-format", envvar="VAULT_LOG_FORMAT", type=click.Choice(["standard", "json"], case_sensitive=False),
+      help="Log lines as text (standard) or one JSON object per line (json).")
 def server(dev: bool, config: str | None, dev_root_token_id: str | None, dev_listen_address: str,
            dev_plugin_dir: str | None, dev_revoke_timeout: float, dev_leave_leases: bool, dev_kv_v1: bool,
-           log_level: str | None) -> None:
+           log_level: str | None, log_format: str | None) -> None:
     """Start a coffer server.
 
     \b
@@ -32,7 +34,7 @@ def server(dev: bool, config: str | None, dev_root_token_id: str | None, dev_lis
       coffer server -dev -dev-root-token-id=root -dev-listen-address=127.0.0.1:8300
       coffer server -config=/etc/coffer/coffer.hcl
     """
-    from coffer.config import ConfigError, ListenerConfig, ServerConfig, StorageConfig, load_config
+    from coffer.config import LOG_LEVELS, ConfigError, ListenerConfig, ServerConfig, StorageConfig, load_config
     from coffer.server import run
 
     if not dev and not config:
@@ -48,7 +50,13 @@ def server(dev: bool, config: str | None, dev_root_token_id: str | None, dev_lis
             click.echo(f"Error loading configuration: {exc}", err=True)
             sys.exit(1)
     if log_level:
-        cfg.log_level = log_level
+        level = log_level.strip().lower()
+        level = {"warning": "warn", "err": "error"}.get(level, level)
+        if level not in LOG_LEVELS:
+            raise click.BadParameter(f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="-log-level")
+        cfg.log_level = level
+    if log_format:
+        cfg.log_format = log_format.lower()
     try:
         run(cfg, dev=dev, dev_root_token_id=dev_root_token_id, dev_revoke_timeout=dev_revoke_timeout,
             dev_leave_leases=dev_leave_leases, dev_kv_v1=dev_kv_v1, announce=click.echo)

@@ -130,6 +130,9 @@ class AuditBroker:
     def __init__(self, storage: Storage, *, protected: tuple[str, ...] = (), allow_prefixing: bool = False) -> None:
         self.storage = storage
         self.devices: dict[str, AuditDevice] = {}
+        #: Since start: entries each device failed to record (by device path), and entries no device recorded.
+        self.failures: dict[str, int] = {}
+        self.unrecorded = 0
         #: Folders an audit file may never be written into (the plugin directory, the storage's folder):
         #: a file there could be loaded as code, or damage the store (Vault's CVE-2025-6000).
         self.protected = tuple(os.path.realpath(p) for p in protected if p)
@@ -233,7 +236,10 @@ class AuditBroker:
                 device.write(build(device))
                 ok = True
             except Exception as exc:  # a device failing is survivable while another records
+                self.failures[device.path] = self.failures.get(device.path, 0) + 1
                 log.error("audit device %s failed to record: %s", device.path, exc)
+        if not ok:
+            self.unrecorded += 1
         return ok
 
     def log_request(self, req: Any, error: str = "") -> bool:

@@ -195,6 +195,10 @@ class Barrier(Storage):
         self._check()
         return await self.physical.count(start, end)  # keys are not encrypted: nothing to decrypt
 
+    async def list_page(self, prefix: str, after: str = "", limit: int = 0) -> builtins.list[str]:
+        self._check()
+        return await self.physical.list_page(prefix, after, limit)  # keys only: nothing to decrypt
+
     async def scan(self, start: str, end: str, limit: int | None = None) -> builtins.list[tuple[str, bytes]]:
         self._check()
         return [(k, self.decrypt(k, v)) for k, v in await self.physical.scan(start, end, limit)]

@@ -23,6 +23,7 @@ from coffer.core.barrier import KEYRING_PATH, Barrier
 from coffer.core.cubbyhole import cubbyhole_backend
 from coffer.core.expiration import RETRY_WINDOW, ExpirationManager
 from coffer.core.logins import Logins
+from coffer.core.metrics import Metrics
 from coffer.core.pipeline import Pipeline
 from coffer.core.policystore import PolicyStore
 from coffer.core.router import Router
@@ -94,6 +95,7 @@ class Core:
                                             retry_window=revocation_retry_window)
         self.logins = Logins(self.tokens, self.router)
         self.wrapping = Wrapping(self.tokens, self._cubbyhole_storage)
+        self.metrics = Metrics(self)
         self.system: Engine = system_backend(self)
         self.tokens.revoke_hooks.append(self._token_revoked)
         self.pipeline = Pipeline(lambda: not self._serving, self.router, self.system, self.tokens, self.policies, self.audit,
@@ -173,6 +175,7 @@ class Core:
         await self.tokens.setup()
         await self.router.load()
         await self.audit.load()
+        await self.expiration.setup()
 
     async def _unload(self) -> None:
         self._serving = False

@@ -11,6 +11,8 @@ Storage layout (inside the barrier):
   sys/expire/due/<ms, 15 digits>/<lease id>
   sys/expire/token/<token hash>/<lease id>
   sys/expire/irrevocable/<lease id>      leases whose revocation keeps failing
+  sys/expire/count/...                   live and irrevocable leases by mount and role (core/leasecounts.py),
+                                         written in the same batches as the leases
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from coffer.core import leasecounts
+from coffer.core.leasecounts import Delta, LeaseCounts
 from coffer.core.supervisor import Supervisor
 from coffer.core.tokens import ID as TOKEN_ENTRY
 from coffer.errors import CofferError, InvalidRequest, PermissionDenied
+from coffer.framework.metrics import CounterVec
 from coffer.framework.request import RENEW, REVOKE, Request, Response, Secret
 from coffer.storage.base import ConditionFailed, Delete, Expect, Op, Put, Storage, prefix_end
 
@@ -80,6 +85,12 @@ class Lease:
     last_attempt: float = 0.0
     irrevocable: bool = False
     data: dict[str, Any] = field(default_factory=dict)
+    #: What the engine named it for the metrics (Secret.metric_role); leases made before that field have "".
+    metric_role: str = ""
+
+    @property
+    def count_key(self) -> leasecounts.Key:
+        return self.mount_uuid, self.metric_role
 
     def remaining(self, now: float | None = None) -> int:
         return max(0, int(self.expire_time - (now or time.time())))
@@ -97,6 +108,16 @@ class Lease:
         if self.token_hash:
             ops.append(Delete(f"{TOKEN}{self.token_hash}/{self.lease_id}"))
         return ops
+
+
+#: What a log record has of its own: an engine's facts may not take these names (``extra=`` would refuse them).
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def short_id(lease_id: str) -> str:
+    """A lease id for the log: its path and the first 8 characters of its unique part."""
+    head, _, tail = lease_id.rpartition("/")
+    return f"{head}/{tail[:8]}" if head else lease_id[:8]
 
 
 @dataclass(slots=True)
@@ -120,6 +141,38 @@ class ExpirationManager:
         self._next_due = float("inf")
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._sem = asyncio.Semaphore(CONCURRENCY)
+        #: Live and irrevocable leases by (mount uuid, role), kept in storage (see core/leasecounts.py).
+        self.counts = LeaseCounts(storage)
+        #: Since this process started, by (mount, role): leases revoked on request, revoked because they
+        #: expired, and revocation attempts that failed.
+        labels = ("mount", "role")
+        self.revoked = CounterVec("coffer_leases_revoked_total", "Leases revoked on request (or with their token).",
+                                  labels)
+        self.expired = CounterVec("coffer_leases_expired_total", "Leases revoked because they expired.", labels)
+        self.failed = CounterVec("coffer_lease_revocation_failures_total",
+                                 "Revocation attempts that failed (the lease is kept and retried).", labels)
+
+    async def setup(self) -> None:
+        """At unseal (or when this node becomes the active one): load the lease counters; a store written
+        before they existed is counted once, now, before any request is served."""
+        if await self.counts.load():
+            return
+        total = await self.count()
+        if total:
+            log.info("counting %d lease(s) once for the lease metrics (a store from before the counters)", total)
+        await self.counts.recount(await self._every_lease_key())
+
+    async def _every_lease_key(self) -> list[tuple[leasecounts.Key, bool]]:
+        found: list[tuple[leasecounts.Key, bool]] = []
+        start, end = ID, prefix_end(ID)
+        while leases := await self._scan_leases(start, end):
+            found += [(lease.count_key, lease.irrevocable) for lease in leases]
+            start = ID + leases[-1].lease_id + "\x00"
+        return found
+
+    def mount_label(self, mount_uuid: str) -> str:
+        mount = self.router.by_uuid(mount_uuid)
+        return mount.info.path if mount is not None else ""
 
     # -- registration and lookup -------------------------------------------
 
@@ -142,11 +195,12 @@ class ExpirationManager:
             lease_id=secret.lease_id or f"{req.path.rstrip('/')}/{uuid.uuid4()}", path=req.path,
             mount_uuid=mount.uuid, secret_type=secret.type, internal=secret.internal, issue_time=now,
             expire_time=now + ttl, max_expire_time=now + max_ttl, renewable=secret.renewable, ttl=ttl,
-            token_hash=token_hash, due=now + ttl,
+            token_hash=token_hash, due=now + ttl, metric_role=secret.metric_role,
         )
         expect = [Expect(TOKEN_ENTRY + token_hash)] if token_hash else []
         try:
-            await self.storage.batch(lease.index_ops() + secret.commit_ops, expect)
+            await self.counts.commit(lease.index_ops() + secret.commit_ops, {lease.count_key: Delta(live=1)},
+                                     expect)
         except ConditionFailed:
             error = await self._attempt(lease)
             if error:
@@ -182,8 +236,11 @@ class ExpirationManager:
             raise InvalidRequest("invalid lease")
         return lease
 
-    async def list_prefix(self, prefix: str) -> list[str]:
-        return await self.storage.list(ID + prefix)
+    async def list_prefix(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
+        """The lease ids (and folders) right under ``prefix``: those sorted after ``after``, at most ``limit``."""
+        if not after and not limit:
+            return await self.storage.list(ID + prefix)
+        return await self.storage.list_page(ID + prefix, after, limit)
 
     async def _save(self, lease: Lease, old_due: float) -> None:
         ops = lease.index_ops()
@@ -243,10 +300,13 @@ class ExpirationManager:
         lease.last_error = error[:2000]
         lease.last_attempt = now
         lease.first_failure = lease.first_failure or now
+        self.failed.inc((self.mount_label(lease.mount_uuid), lease.metric_role))
+        deltas: dict[leasecounts.Key, Delta] = {}
         if now - lease.first_failure >= self.retry_window:
             if not lease.irrevocable:
                 log.warning("lease %s is irrevocable after %d attempts in %ds: %s", lease.lease_id, lease.attempts,
                             now - lease.first_failure, lease.last_error)
+                deltas[lease.count_key] = Delta(irrevocable=1)
             lease.irrevocable = True
             lease.due = now + IRREVOCABLE_RETRY
         else:
@@ -256,21 +316,47 @@ class ExpirationManager:
             ops.append(Delete(due_key(old_due, lease.lease_id)))
         if lease.irrevocable:
             ops.append(Put(IRREVOCABLE + lease.lease_id, b""))
-        await self.storage.batch(ops)
+        await self.counts.commit(ops, deltas)
         self._schedule(lease.due)
 
-    async def _attempt(self, lease: Lease) -> Exception | None:
-        """Call the engine's revoke; answers None on success or the engine's error."""
+    async def _attempt(self, lease: Lease, facts: dict[str, dict[str, Any]] | None = None) -> Exception | None:
+        """Call the engine's revoke; answers None on success or the engine's error. What the engine says it
+        did (for the log) goes into ``facts`` by lease id."""
         async with self._sem:
             try:
-                await self._engine(lease, REVOKE)
-                return None
+                answer = await self._engine(lease, REVOKE)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the engine's failure, kept with the lease
                 return exc
+            if facts is not None and answer is not None and answer.data:
+                facts[lease.lease_id] = answer.data
+            return None
 
-    async def _revoke_all(self, leases: list[Lease], result: PrefixResult) -> None:
+    def _removal(self, leases: list[Lease]) -> tuple[list[Op], dict[leasecounts.Key, Delta]]:
+        """The batch that forgets ``leases``, and what it does to the counters."""
+        ops: list[Op] = []
+        deltas: dict[leasecounts.Key, Delta] = {}
+        for lease in leases:
+            ops += lease.removal_ops()
+            leasecounts.add(deltas, lease.count_key, live=-1, irrevocable=-1 if lease.irrevocable else 0)
+        return ops, deltas
+
+    def _gone(self, lease: Lease, expired: bool, facts: dict[str, Any] | None, forced: bool = False) -> None:
+        """Count, and log (one line each), a lease that was revoked."""
+        mount, role = self.mount_label(lease.mount_uuid), lease.metric_role
+        (self.expired if expired else self.revoked).inc((mount, role))
+        what = "expired and was revoked" if expired else "was forgotten without revoking" if forced else "revoked"
+        details = "".join(f" {k}={v}" for k, v in (facts or {}).items() if isinstance(v, str | int))
+        extra: dict[str, Any] = {"lease": short_id(lease.lease_id), "mount": mount, "role": role,
+                                 "event": "lease_expired" if expired else "lease_revoked"}
+        for key, value in (facts or {}).items():
+            if isinstance(value, str | int) and key not in _RECORD_FIELDS:
+                extra[key] = value
+        log.info("lease %s %s (mount %s%s)%s", short_id(lease.lease_id), what, mount or "(gone)",
+                 f", role {role}" if role else "", details, extra=extra)
+
+    async def _revoke_all(self, leases: list[Lease], result: PrefixResult, expired: bool = False) -> None:
         """Revoke ``leases`` concurrently (bounded); forget the revoked ones in one batch.
 
         A lease already being revoked elsewhere is not revoked twice: its
@@ -287,10 +373,15 @@ class ExpirationManager:
                 self._inflight[lease.lease_id] = loop.create_future()
                 mine.append(lease)
         try:
-            errors = await asyncio.gather(*(self._attempt(lease) for lease in mine))
+            facts: dict[str, dict[str, Any]] = {}
+            errors = await asyncio.gather(*(self._attempt(lease, facts) for lease in mine))
             done = [lease for lease, error in zip(mine, errors, strict=True) if not error]
+            now = time.time()
             for start in range(0, len(done), BATCH):
-                await self.storage.batch([op for lease in done[start:start + BATCH] for op in lease.removal_ops()])
+                chunk = done[start:start + BATCH]
+                await self.counts.commit(*self._removal(chunk))
+                for lease in chunk:
+                    self._gone(lease, expired and lease.expire_time <= now + 1, facts.get(lease.lease_id))
             result.revoked += len(done)
             for lease, error in zip(mine, errors, strict=True):
                 if error:
@@ -351,8 +442,9 @@ class ExpirationManager:
         count = 0
         start, end = ID + prefix, prefix_end(ID + prefix)
         while leases := await self._scan_leases(start, end):
-            ops: list[Op] = [op for lease in leases for op in lease.removal_ops()]
-            await self.storage.batch(ops)
+            await self.counts.commit(*self._removal(leases))
+            for lease in leases:
+                self._gone(lease, False, None, forced=True)
             count += len(leases)
         return count
 
@@ -456,7 +548,7 @@ class ExpirationManager:
         if stale:
             await self.storage.batch(stale)
         result = PrefixResult()
-        await self._revoke_all(leases, result)
+        await self._revoke_all(leases, result, expired=True)
         if result.failed:
             log.warning("%d of %d due leases failed to revoke; they will be retried", len(result.failed),
                         len(leases))

@@ -165,11 +165,13 @@ class SecretType:
 
     ``revoke`` raises when the secret could not be taken back (core keeps the
     lease and retries): ``coffer.errors.RetryLater`` for a passing condition,
-    ``UpstreamError`` when the outside service failed.
+    ``UpstreamError`` when the outside service failed. It may answer a few
+    facts for the server's log line about the revocation (``{"iam_user":
+    name}``: what it deleted); never a secret.
     """
 
     name: str
-    revoke: Callable[[Request, dict[str, Any]], Awaitable[None]]
+    revoke: Callable[[Request, dict[str, Any]], Awaitable[dict[str, str] | None]]
     renew: Callable[[Request, dict[str, Any]], Awaitable[Response | None]] | None = None
     default_ttl: int = 0
 
@@ -267,8 +269,8 @@ class Backend:
         if secret_type is None:
             raise InvalidRequest(f'the engine at {req.mount_point} has no secret type "{secret.type}"')
         if req.operation == REVOKE:
-            await secret_type.revoke(req, secret.internal)
-            return None
+            facts = await secret_type.revoke(req, secret.internal)
+            return Response(data=dict(facts)) if facts else None
         if secret_type.renew is None:
             raise InvalidRequest("lease is not renewable")
         return await secret_type.renew(req, secret.internal)
@@ -284,6 +286,8 @@ class Backend:
                 log.warning("rollback of %s at %s failed (will retry): %s", item.kind, req.mount_point, exc)
                 continue
             await wal.delete(req.storage, item.id)
+            log.info("rolled back a %s left by an unfinished request at %s (write-ahead entry %s)", item.kind,
+                     req.mount_point, item.id[:8], extra={"mount": req.mount_point, "wal_kind": item.kind})
 
     # -- help and OpenAPI --------------------------------------------------------
 

@@ -97,6 +97,9 @@ class Secret:
     lease_id: str = ""
     #: Storage ops (absolute keys) that core applies in the same batch that records the lease.
     commit_ops: list[Op] = field(default_factory=list)
+    #: The role (or other bounded name) the lease is counted under in the metrics, e.g. the AWS role; never a
+    #: secret, a user name or anything unique per lease ("" counts it under the mount alone).
+    metric_role: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -153,6 +156,10 @@ class Request:
     auth: Auth | None = None
     #: Seconds from X-Vault-Wrap-TTL: answer with a wrapping token instead (0: do not wrap).
     wrap_ttl: int = 0
+    #: A LIST's page: only keys sorted after ``list_after``, at most ``list_limit`` of them (0: all). http/ applies
+    #: them to any answer; an engine that can page in storage reads them to fetch only that page.
+    list_after: str = ""
+    list_limit: int = 0
 
     @property
     def mount_point(self) -> str:
@@ -179,6 +186,9 @@ class Response:
     warnings: list[str] = field(default_factory=list)
     # Lifecycle endpoints (sys/init, sys/health...) answer plain JSON.
     raw: bool = False
+    #: A raw answer that is not JSON (sys/metrics in Prometheus' text format): its bytes and content type.
+    body: bytes | None = None
+    content_type: str = ""
     status: int | None = None
     # sys/mounts* and friends also copy data's keys to the top level.
     data_at_top_level: bool = False

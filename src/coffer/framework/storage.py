@@ -63,6 +63,15 @@ class StorageView:
     async def list(self, prefix: str = "") -> builtins.list[str]:
         return await self._inner.list(self.prefix + prefix)
 
+    async def list_page(self, prefix: str = "", after: str = "", limit: int = 0) -> builtins.list[str]:
+        """A page of ``list(prefix)``: children sorted after ``after``, at most ``limit`` (0: all)."""
+        return await self._inner.list_page(self.prefix + prefix, after, limit)
+
+    async def count(self, prefix: str = "") -> int:
+        """How many keys lie under ``prefix``."""
+        start = self.prefix + prefix
+        return await self._inner.count(start, prefix_end(start))
+
     async def scan(self, start: str, end: str, limit: int | None = None) -> builtins.list[tuple[str, bytes]]:
         n = len(self.prefix)
         rows = await self._inner.scan(self.prefix + start, self.prefix + end, limit)

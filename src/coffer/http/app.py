@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
 from coffer.core.core import Core
+from coffer.core.metrics import FLUSH_AT, metrics_response
 from coffer.durations import parse_duration
 from coffer.errors import CofferError, InvalidRequest, Throttled, UnsupportedMediaType, UnsupportedOperation
-from coffer.framework.request import DELETE, HELP, LIST, PATCH, READ, UPDATE, Request, Response
+from coffer.framework.request import DELETE, HELP, LIST, PATCH, READ, UPDATE, Operation, Request, Response
 from coffer.http.body import BodyLimits, BodyReader
+from coffer.http.ui import StaticUI
 from coffer.truth import TRUE_WORDS
 
 log = logging.getLogger("coffer.http")
@@ -32,6 +35,10 @@ _WRITE_METHODS = {"PUT", "POST"}
 _BODY_METHODS = {"PUT", "POST", "PATCH"}
 MERGE_PATCH = "application/merge-patch+json"
 
+
+_monotonic = time.monotonic
+#: Operations as plain strings (the metrics' records must hold no object the garbage collector tracks).
+_OPERATION_NAMES: dict[str, str] = {op: str(op.value) for op in Operation}
 
 _random = b""
 _random_at = 0
@@ -103,6 +110,42 @@ def _wrap_ttl(value: str | None) -> int:
     return seconds
 
 
+def _list_limit(value: str) -> int:
+    """LIST's ``limit`` query parameter (as OpenBao: absent, empty, 0 or negative means no limit)."""
+    text = value.strip()
+    if not text:
+        return 0
+    try:
+        return max(int(text), 0)
+    except ValueError:
+        raise InvalidRequest(f'limit must be a whole number of keys, such as limit=100, not "{text[:40]}"') from None
+
+
+def page_keys(data: dict[str, Any], after: str, limit: int) -> dict[str, Any]:
+    """A LIST answer cut to the keys sorted after ``after``, at most ``limit`` (``key_info`` follows)."""
+    keys = data.get("keys")
+    if not isinstance(keys, list):
+        return data
+    kept = [k for k in keys if not after or (isinstance(k, str) and k > after)]
+    if limit:
+        kept = kept[:limit]
+    paged = {**data, "keys": kept}
+    if isinstance(data.get("key_info"), dict):
+        wanted = set(kept)
+        paged["key_info"] = {k: v for k, v in data["key_info"].items() if k in wanted}
+    return paged
+
+
+class RawBody:
+    """A response body that is not JSON (sys/metrics in Prometheus' format)."""
+
+    __slots__ = ("content", "content_type")
+
+    def __init__(self, content: bytes, content_type: str) -> None:
+        self.content = content
+        self.content_type = content_type
+
+
 def envelope(req: Request, resp: Response) -> dict[str, Any]:
     body: dict[str, Any] = {
         "request_id": req.request_id,
@@ -132,9 +175,15 @@ class _ClientGone(Exception):
 class App:
     """The ASGI callable. One per server; it holds the core."""
 
-    def __init__(self, core: Core, limits: BodyLimits | None = None) -> None:
+    def __init__(self, core: Core, limits: BodyLimits | None = None, *, ui: bool = False,
+                 unauthenticated_metrics: bool = False) -> None:
         self.core = core
         self.bodies = BodyReader(limits or BodyLimits())
+        self.ui = StaticUI(enabled=ui)
+        #: The listener's telemetry.unauthenticated_metrics_access: sys/metrics is answered without a token.
+        self.unauthenticated_metrics = unauthenticated_metrics
+        self._answered = core.metrics.pending
+        self._flush = core.metrics.flush
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -143,18 +192,36 @@ class App:
         if scope["type"] != "http":
             return
         method = scope["method"]
+        if not scope["path"].startswith("/v1/") and self.ui.handles(scope["path"]):
+            await self.ui.serve(scope, send)
+            return
+        started = _monotonic()
         extra: list[tuple[bytes, bytes]] = []
-        status, payload = await self._serve(scope, receive, extra)
+        status, payload, req = await self._serve(scope, receive, extra)
         if not 200 <= status <= 599:  # granian aborts the whole process on an invalid status
             log.error("refusing to send status %s for %s %s", status, method, scope.get("path"))
             status, payload = 500, {"errors": [f"internal error: a handler answered HTTP status {status}"]}
+        ended = _monotonic()
         if payload is None:
             await send({"type": "http.response.start", "status": status, "headers": _EMPTY_HEADERS + extra})
             await send({"type": "http.response.body", "body": b""})
-            return
-        body = orjson.dumps(payload)
-        await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS + extra})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        elif isinstance(payload, RawBody):
+            headers = [(b"content-type", payload.content_type.encode()), (b"cache-control", b"no-store")]
+            await send({"type": "http.response.start", "status": status, "headers": headers + extra})
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload.content})
+        else:
+            body = orjson.dumps(payload)
+            await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS + extra})
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        # The metrics step: one record per answered request (after the answer went out), folded into the
+        # request histogram in batches (core/metrics.py).
+        # Only plain str, int and float in the record: the collector then stops tracking it, so records
+        # waiting for the next fold never make garbage collections longer.
+        answered = self._answered
+        answered.append((req.mount.type, _OPERATION_NAMES.get(req.operation) or str(req.operation), status,
+                         ended - started) if req is not None else ("", "unknown", status, ended - started))
+        if len(answered) >= FLUSH_AT:
+            self._flush()
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -166,13 +233,14 @@ class App:
                 return
 
     async def _serve(self, scope: dict[str, Any], receive: Any,
-                     extra_headers: list[tuple[bytes, bytes]]) -> tuple[int, Any]:
+                     extra_headers: list[tuple[bytes, bytes]]) -> tuple[int, Any, Request | None]:
+        """Answers (status, payload, the request as far as it was understood)."""
         method = scope["method"]
         req = None
         try:
             raw_path = scope["path"]
             if not raw_path.startswith("/v1/"):
-                return 404, {"errors": ["not found: the API lives under /v1/"]}
+                return 404, {"errors": ["not found: the API lives under /v1/"]}, None
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             raw_query = scope.get("query_string", b"")
             query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if raw_query else {}
@@ -210,20 +278,26 @@ class App:
                 if method in _BODY_METHODS:
                     req.data = self.bodies.parse(body, headers.get("content-type", ""))
                 del body
+            if operation == LIST:
+                req.list_after = query.pop("after", "")
+                req.list_limit = _list_limit(query.pop("limit", ""))
             if operation == READ or operation == LIST:
                 req.data.update({k: v for k, v in query.items() if k not in ("list", "help")})
-            resp = await self._handle_until_gone(req, receive)
+            if self.unauthenticated_metrics and operation == READ and path == "sys/metrics":
+                resp: Response | None = await metrics_response(self.core.metrics, query.get("format", ""))
+            else:
+                resp = await self._handle_until_gone(req, receive)
         except _ClientGone:
-            return 499, None  # nobody is listening any more
+            return 499, None, req  # nobody is listening any more
         except CofferError as exc:
             if isinstance(exc, Throttled):
                 extra_headers.append((b"retry-after", str(max(1, int(exc.retry_after))).encode()))
-            return exc.status, {"errors": exc.messages}
+            return exc.status, {"errors": exc.messages}, req
         except Exception:
             request_id = req.request_id if req else "-"
             log.exception("internal error serving %s %s (request %s)", method, scope.get("path"), request_id)
-            return 500, {"errors": [f"internal error; the server log has details (request id {request_id})"]}
-        return self._render(req, resp)
+            return 500, {"errors": [f"internal error; the server log has details (request id {request_id})"]}, req
+        return (*self._render(req, resp), req)
 
     async def _handle_until_gone(self, req: Request, receive: Any) -> Response | None:
         """``core.handle(req)``; a request still running after WATCH_AFTER is cancelled when its client
@@ -263,8 +337,12 @@ class App:
             if req.operation in (READ, LIST):
                 return 404, {"errors": []}
             return 204, None
+        if resp.body is not None:
+            return resp.status or 200, RawBody(resp.body, resp.content_type or "application/octet-stream")
         if resp.raw:
             return resp.status or 200, resp.data
+        if req.operation == LIST and (req.list_after or req.list_limit) and resp.data:
+            resp.data = page_keys(resp.data, req.list_after, req.list_limit)
         if req.operation == LIST and not (resp.data or {}).get("keys"):
             return 404, {"errors": []}
         if resp.data is None and not (resp.auth or resp.warnings or resp.secret or resp.lease_id or resp.wrap_info):

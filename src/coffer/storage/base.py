@@ -163,6 +163,33 @@ class Storage(ABC):
             await asyncio.sleep(0)  # counting many keys must not stall other requests
         return total
 
+    async def list_page(self, prefix: str, after: str = "", limit: int = 0) -> builtins.list[str]:
+        """A page of :meth:`list`: the children of ``prefix`` sorted strictly after ``after``, at most ``limit``
+        of them (0: no limit). Reads only that page (a folder's own keys are skipped, not read)."""
+        end = prefix_end(prefix)
+        if not after:
+            start = prefix
+        elif after.endswith("/"):
+            start = prefix + after[:-1] + AFTER_SLASH  # past everything in that folder
+        else:
+            start = prefix + after + "\x00"
+        found: builtins.list[str] = []
+        while not limit or len(found) < limit:
+            rows = await self.scan(start, end, (limit - len(found)) if limit else 1000)
+            if not rows:
+                break
+            for key, _ in rows:
+                rest = key[len(prefix):]
+                folder = rest.find("/")
+                if folder < 0:
+                    found.append(rest)
+                    start = key + "\x00"
+                    continue
+                found.append(rest[:folder + 1])
+                start = prefix + rest[:folder] + AFTER_SLASH  # jump over the folder's keys
+                break
+        return found[:limit] if limit else found
+
     def ha_lock(self, identity: str, value: str) -> HALock | None:
         """A handle on this storage's HA lock for ``identity``, or None when it has no HA.
 

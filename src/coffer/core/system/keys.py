@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -14,11 +15,14 @@ from coffer.framework.fields import FieldData
 from coffer.framework.request import HELP, Request, Response
 
 SUDO = ("rotate",)
+log = logging.getLogger("coffer.core")
 
 
 def paths(barrier: Barrier, router: Router) -> list[Path]:
     async def rotate(req: Request, d: FieldData) -> None:
-        await barrier.rotate()
+        term = await barrier.rotate()
+        log.info("rotated the encryption key: new writes use term %d", term.number,
+                 extra={"event": "key_rotation", "term": term.number})
 
     async def key_status(req: Request, d: FieldData) -> Response:
         term = barrier.key_status()

@@ -40,7 +40,8 @@ def paths(manager: ExpirationManager) -> list[Path]:
         prefix = d["prefix"] or ""
         if prefix and not prefix.endswith("/"):
             prefix += "/"
-        return Response(data={"keys": await manager.list_prefix(prefix)})
+        # Only the page asked for (LIST ?after=&limit=) is read: a prefix may hold 100,000 leases.
+        return Response(data={"keys": await manager.list_prefix(prefix, req.list_after, req.list_limit)})
 
     async def renew(req: Request, d: FieldData) -> Response:
         return await manager.renew_lease(lease_id_of(d), d["increment"])

@@ -29,6 +29,7 @@ from botocore.credentials import CredentialProvider, CredentialResolver, Deferre
 from botocore.exceptions import BotoCoreError, ClientError
 
 from coffer.engines.aws.runtime import CONNECT_TIMEOUT, NO_ANSWER, READ_TIMEOUT, WORKERS, EndpointDown, Runtime
+from coffer.framework import metrics
 
 THROTTLE_CODES = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
                   "SlowDown", "RequestThrottled", "RequestThrottledException"}
@@ -77,6 +78,38 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+# -- metrics: every AWS call (with the SDK's retries) by service, action and outcome, and its latency
+
+def _call_started(model: Any, context: dict[str, Any], **_: Any) -> None:
+    context["coffer_call"] = (model.service_model.service_name, model.name, time.monotonic())
+
+
+def _call_answered(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    service, action, started = context.pop("coffer_call", ("", "", 0.0))
+    if not action:
+        return
+    outcome = metrics.OK
+    if http_response.status_code >= 300:
+        code = str((parsed or {}).get("Error", {}).get("Code", ""))
+        outcome = metrics.THROTTLED if code in THROTTLE_CODES else metrics.ERROR
+    metrics.aws_call(service, action, outcome, time.monotonic() - started)
+
+
+def _call_failed(exception: BaseException, context: dict[str, Any], **_: Any) -> None:
+    service, action, started = context.pop("coffer_call", ("", "", 0.0))
+    if action:
+        metrics.aws_call(service, action, metrics.ERROR, time.monotonic() - started)
+
+
+def instrument(client: Any) -> Any:
+    """Make ``client`` record each of its calls in coffer's metrics (framework.metrics.aws_call)."""
+    events = client.meta.events
+    events.register("before-call.*.*", _call_started)
+    events.register("after-call.*.*", _call_answered)
+    events.register("after-call-error.*.*", _call_failed)
+    return client
+
+
 class Clients:
     """The clients of one mount (call only from its worker threads)."""
 
@@ -108,7 +141,7 @@ class Clients:
             with _shared_lock:
                 client = _shared_session().create_client(service, endpoint_url=endpoint or None, config=cfg,
                                                          **(keys or {}))
-        return self.runtime.attach(client)
+        return self.runtime.attach(instrument(client))
 
     @staticmethod
     def _base_keys(config: dict[str, Any]) -> dict[str, str | None]:

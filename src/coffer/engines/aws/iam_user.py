@@ -296,7 +296,7 @@ class IamUsers:
                             "does within seconds, so retry calls refused with InvalidClientTokenId")
         created = time.time()
         secret = Secret(type=SECRET_TYPE, ttl=ttl, max_ttl=max_ttl, renewable=True, wal_id=wal_id,
-                        lease_id=lease_id,
+                        lease_id=lease_id, metric_role=name,
                         internal={"username": username, "role": name, "created": created, "is_sts": False})
         secret.commit_ops.extend(aws.live.confirm_ops(req.storage, key, {"created": created, "lease_id": lease_id}))
         return Response(warnings=warnings, data={**keys, "session_token": None, "security_token": None},
@@ -312,7 +312,7 @@ class IamUsers:
             return
         await req.storage.batch([Delete(key), Delete(wal.WAL_PREFIX + wal_id)])
 
-    async def revoke(self, req: Request, internal: dict[str, Any]) -> None:
+    async def revoke(self, req: Request, internal: dict[str, Any]) -> dict[str, str]:
         config = await self.aws.config(req.storage)
         username = internal["username"]
         seen_key = f"{SEEN_PREFIX}{username}"
@@ -333,6 +333,7 @@ class IamUsers:
         if internal.get("role"):
             ops.append(Delete(live.user_key(internal["role"], username)))
         await req.storage.batch(ops)
+        return {"iam_user_deleted": username}  # for the server's log line about the revocation
 
     async def renew(self, req: Request, internal: dict[str, Any]) -> Response:
         lease = await cfg.read_lease(req.storage)

@@ -197,7 +197,8 @@ class Sts:
             internal["arn"] = data["arn"]
         elif kind == FEDERATION_TOKEN:
             internal["arn"] = answer.get("FederatedUser", {}).get("Arn", "")
-        secret = Secret(type=SECRET_TYPE, ttl=lease_ttl, max_ttl=lease_ttl, renewable=False, internal=internal)
+        secret = Secret(type=SECRET_TYPE, ttl=lease_ttl, max_ttl=lease_ttl, renewable=False, internal=internal,
+                        metric_role=name)
         if live_key:
             final = live.sts_key(name, expires)
             internal["live_key"] = final
