@@ -19,7 +19,7 @@ def _workload(tmp_path) -> CofferProcess:
                            port, tmp_path).start()
     root = "root"
     value = f"kv-secret-{uuid.uuid4().hex}"
-    server.request("PUT", "secret/app", token=root, json={"password": value}).raise_for_status()
+    server.request("PUT", "secret/data/app", token=root, json={"data": {"password": value}}).raise_for_status()
     remember_secret(value)
     token = server.request("POST", "auth/token/create", token=root, json={"policies": ["default"]}
                            ).json()["auth"]["client_token"]
@@ -33,8 +33,8 @@ def _workload(tmp_path) -> CofferProcess:
     lease = server.request("GET", "things/creds/logged", token=root).json()["lease_id"]
     server.request("PUT", "sys/leases/revoke", token=root, json={"lease_id": lease}).raise_for_status()
     # Mistakes that get logged: a wrong token, a bad body.
-    server.request("GET", "secret/app", token=f"s.{uuid.uuid4().hex}")
-    server.request("PUT", "secret/app", token=root, data=b'{"password": ' + value.encode())
+    server.request("GET", "secret/data/app", token=f"s.{uuid.uuid4().hex}")
+    server.request("PUT", "secret/data/app", token=root, data=b'{"data": {"password": ' + value.encode())
     return server
 
 

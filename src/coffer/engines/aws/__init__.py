@@ -70,11 +70,11 @@ class AwsEngine:
             return await self.iam_users.issue(req, d, name, role)
         return await self.sts.issue(req, d, name, role, kind)
 
-    async def revoke(self, req: Request, internal: dict) -> None:
+    async def revoke(self, req: Request, internal: dict) -> dict[str, str] | None:
         if internal.get("is_sts"):
             await self.sts.revoke(req, internal)
-        else:
-            await self.iam_users.revoke(req, internal)
+            return None
+        return await self.iam_users.revoke(req, internal)
 
     async def renew(self, req: Request, internal: dict) -> Response:
         if internal.get("is_sts"):
