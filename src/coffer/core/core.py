@@ -160,16 +160,21 @@ class Core:
             root_key = self.sealing.add(key)
             if root_key is None:
                 return
-            await self.barrier.unseal(root_key)
-            try:
-                await self._load()
-                self._start_background()
-                self._serving = True
-            except Exception as exc:
-                await self._unload()
-                log.exception("unseal failed: the server stays sealed")
-                raise CofferError(f"unseal failed, so the server stays sealed: {exc}") from None
-            log.info("unsealed")
+            await self._unseal_with(root_key)
+
+    async def _unseal_with(self, root_key: bytes) -> None:
+        """Open the barrier with ``root_key`` and start serving: where every way of unsealing ends (the caller
+        holds ``_unseal_lock``)."""
+        await self.barrier.unseal(root_key)
+        try:
+            await self._load()
+            self._start_background()
+            self._serving = True
+        except Exception as exc:
+            await self._unload()
+            log.exception("unseal failed: the server stays sealed")
+            raise CofferError(f"unseal failed, so the server stays sealed: {exc}") from None
+        log.info("unsealed")
 
     async def _load(self) -> None:
         await self.tokens.setup()
