@@ -13,7 +13,7 @@ A minimal file::
 
 The older ``backend "..." { }`` keyword is accepted in place of ``storage``.
 Keys that Vault knows but coffer has no use for are accepted quietly; keys
-nobody knows, and Vault features coffer lacks (``seal``, ``ha_storage``),
+nobody knows, and Vault features coffer lacks (``seal``),
 produce entries in :attr:`ServerConfig.warnings` instead of errors. Anything
 that would leave the server misconfigured raises :class:`ConfigError`, whose
 message names the file and, when it can be found, the line.
@@ -124,9 +124,9 @@ _TOP_LEVEL_IGNORED = frozenset(
 # Vault features coffer does not have: accepted, but the operator is told.
 _TOP_LEVEL_UNSUPPORTED = {
     "seal": "there is no auto-unseal, so unseal the server with its unseal keys",
-    "ha_storage": "coffer has no high-availability mode",
-    "ha_backend": "coffer has no high-availability mode",
 }
+# A separate lock store is not needed: PostgreSQL storage is its own HA lock store.
+_HA_STORAGE_KEYS = ("ha_storage", "ha_backend")
 
 #: Listener limits: Vault's keys and defaults (seconds, bytes), plus coffer's max_connections.
 LISTENER_LIMITS = {
@@ -423,10 +423,13 @@ class _Builder:
         if key in _TOP_LEVEL_KEYS or key in _TOP_LEVEL_IGNORED:
             return
         line = self.line_of(key)
+        if key in _HA_STORAGE_KEYS:
+            raise self.error(f'"{key}" is not supported: for high availability set ha_enabled = "true" in the '
+                             'storage "postgresql" block (it holds the lock itself)', line)
         if key in _TOP_LEVEL_UNSUPPORTED:
             self.warn(f'"{key}" is not supported (ignored): {_TOP_LEVEL_UNSUPPORTED[key]}', line)
             return
-        known = _TOP_LEVEL_KEYS | _TOP_LEVEL_IGNORED | set(_TOP_LEVEL_UNSUPPORTED)
+        known = _TOP_LEVEL_KEYS | _TOP_LEVEL_IGNORED | set(_TOP_LEVEL_UNSUPPORTED) | set(_HA_STORAGE_KEYS)
         self.warn(f'unknown configuration key "{key}" (ignored){_did_you_mean(key, known)}', line)
 
     def check_repeated(self, key: str) -> None:

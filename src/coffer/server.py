@@ -63,6 +63,14 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
                 storage_type=config.storage.type, engines=engines, auth_methods=auth_methods,
                 audit_protected=tuple(protected), allow_audit_log_prefixing=config.allow_audit_log_prefixing,
                 revocation_retry_window=config.revocation_retry_window)
+    if storage.ha_enabled:
+        try:
+            api_addr, cluster_addr = ha_addresses(config)
+        except ValueError:
+            await storage.close()
+            raise
+        timings = getattr(storage, "timings", None)
+        core.enable_ha(api_addr, cluster_addr, heartbeat_interval=getattr(timings, "heartbeat_interval", 5.0))
     # Prometheus' format needs a telemetry block, as in Vault; a dev server has it on, and open, as OpenBao's.
     core.metrics.prometheus_retention = config.prometheus_retention_time or (DEFAULT_PROMETHEUS_RETENTION if dev else 0)
     try:
@@ -74,8 +82,9 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
     _raise_open_files_limit(listener.max_connections + 1024)
     limits = BodyLimits(max_request_size=listener.max_request_size, read_timeout=listener.http_read_timeout,
                         max_json_depth=listener.max_json_depth)
+    app = App(core, limits, ui=config.ui or dev, unauthenticated_metrics=listener.unauthenticated_metrics_access or dev)
     server = Server(
-        App(core, limits, ui=config.ui or dev, unauthenticated_metrics=listener.unauthenticated_metrics_access or dev),
+        app,
         address=host,
         port=port,
         interface=Interfaces.ASGINL,
@@ -112,7 +121,34 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
     finally:
         if config.storage.type == "inmem" and not core.sealed:
             await drain_leases(core, 0 if dev_leave_leases else dev_revoke_timeout, announce)
+        if app.forwarder is not None:
+            await app.forwarder.close()
         await core.shutdown()
+
+
+def ha_addresses(config: ServerConfig) -> tuple[str, str]:
+    """This node's api_addr and cluster_addr for HA: as configured, else derived from the listener (as Vault
+    does: the listener's scheme and address; the cluster address on the next port)."""
+    listener = config.listener
+    scheme = "http" if listener.tls_disable else "https"
+    host, port = parse_address(listener.address)
+    api_addr = (config.api_addr or os.environ.get("VAULT_API_ADDR", "")).strip().rstrip("/")
+    if not api_addr:
+        if host in ("", "0.0.0.0", "::", "[::]"):
+            raise ValueError(f'high availability needs api_addr: the listener address "{listener.address}" is not '
+                             "one the other nodes can reach; set api_addr = \"https://this-node.example.com:8200\" "
+                             "(the address clients and the other nodes use for this node)")
+        shown = f"[{host}]" if ":" in host else host
+        api_addr = f"{scheme}://{shown}:{port}"
+    if not api_addr.startswith(("http://", "https://")):
+        raise ValueError(f'api_addr must be a URL such as "https://node1.example.com:8200", not "{api_addr}"')
+    cluster_addr = (config.cluster_addr or "").strip()
+    if not cluster_addr:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(api_addr)
+        cluster_addr = f"https://{parts.hostname}:{(parts.port or 8200) + 1}"
+    return api_addr, cluster_addr
 
 
 async def drain_leases(core: Core, timeout: float, announce: Callable[[str], object]) -> None:

@@ -335,3 +335,38 @@ def _decode(encoded: str, otp: str) -> str:
         return bytes(a ^ b for a, b in zip(raw, otp.encode(), strict=True)).decode()
     except UnicodeDecodeError:
         raise click.UsageError("the OTP does not decode this token (wrong OTP?)") from None
+
+
+@operator.command("step-down")
+@api_command
+def step_down(env: Env) -> None:
+    """Make the active node give up the HA lock, so a standby takes over (needs sudo).
+
+    \b
+    Example:
+      coffer operator step-down
+    """
+    env.client.write("sys/step-down")
+    click.echo("Success! Stepped down: another node becomes the active one.")
+
+
+@operator.command("members")
+@api_command
+def members(env: Env) -> None:
+    """List the nodes of the HA cluster heard from in the last 30 seconds (sys/ha-status).
+
+    \b
+    Example:
+      coffer operator members
+    """
+    body = env.client.read("sys/ha-status")
+    if env.raw:
+        env.show(body)
+        return
+    nodes = (body.get("data") or body).get("nodes") or []
+    rows = [("Host Name", "API Address", "Cluster Address", "Active Node", "Version", "Last Echo")]
+    rows += [(n["hostname"], n["api_address"], n["cluster_address"], str(n["active_node"]).lower(), n["version"],
+              n["last_echo"]) for n in nodes]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("    ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())

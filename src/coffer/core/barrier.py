@@ -97,6 +97,11 @@ class Barrier(Storage):
         self._root_key = root_key
         self._load([Term(t["term"], bytes.fromhex(t["key"]), t["install_time"]) for t in doc["terms"]])
 
+    async def reload(self) -> None:
+        """Read the keyring again with the root key held (another HA node may have rotated it)."""
+        self._check()
+        await self.unseal(self._root_key)
+
     def seal(self) -> None:
         self._terms = {}
         self._keyring = []

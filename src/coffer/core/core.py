@@ -13,6 +13,7 @@ import base64
 import hmac
 import logging
 import time
+import uuid
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -22,6 +23,7 @@ from coffer.core.audit import AuditBroker
 from coffer.core.barrier import KEYRING_PATH, Barrier
 from coffer.core.cubbyhole import cubbyhole_backend
 from coffer.core.expiration import RETRY_WINDOW, ExpirationManager
+from coffer.core.ha import HighAvailability
 from coffer.core.logins import Logins
 from coffer.core.metrics import Metrics
 from coffer.core.pipeline import Pipeline
@@ -104,6 +106,19 @@ class Core:
         #: Unsealed and set up: requests are served (the barrier alone is also open while initializing).
         self._serving = False
         self._rollback_before = 0.0
+        #: Set by enable_ha when the storage has an HA lock: then an unsealed node starts as a standby.
+        self.ha: HighAvailability | None = None
+        self.metrics.ha_role = lambda: self.ha.role if self.ha is not None and self.ha.role != "sealed" else ""
+
+    def enable_ha(self, api_addr: str, cluster_addr: str, heartbeat_interval: float = 5.0) -> bool:
+        """Use the storage's HA lock (if it has one): True when this node now takes part in HA."""
+        lock = self.physical.ha_lock(uuid.uuid4().hex, "")
+        if lock is None:
+            return False
+        self.ha = HighAvailability(lock, self.barrier, api_addr=api_addr, cluster_addr=cluster_addr,
+                                   activate=self._activate, deactivate=self._deactivate,
+                                   heartbeat_interval=heartbeat_interval)
+        return True
 
     async def handle(self, req: Request) -> Response | None:
         return await self.pipeline.handle(req)
@@ -112,7 +127,12 @@ class Core:
 
     @property
     def sealed(self) -> bool:
-        return not self._serving
+        return not self._serving and not self.standby
+
+    @property
+    def standby(self) -> bool:
+        """Unsealed, but another node is the active one (HA)."""
+        return self.ha is not None and self.ha.standby and not self._serving
 
     async def load_seal_config(self) -> SealConfig | None:
         return await self.sealing.load()
@@ -131,6 +151,8 @@ class Core:
                                      "would destroy every secret in it)")
             # Whatever is in storage without a keyring is left over from an init that died
             # half-way: encrypted under a keyring that was never kept.
+            if self.ha is not None:  # every write of an HA storage is fenced by the lock
+                await self.ha.hold_for_init()
             await StorageView(self.physical, "").delete_tree()
             root_key = AESGCM.generate_key(256)
             keyring = self.barrier.initialize(root_key)
@@ -166,6 +188,9 @@ class Core:
         """Open the barrier with ``root_key`` and start serving: where every way of unsealing ends (the caller
         holds ``_unseal_lock``)."""
         await self.barrier.unseal(root_key)
+        if self.ha is not None:  # a standby until it takes the HA lock (then _activate)
+            self.ha.start()
+            return
         try:
             await self._load()
             self._start_background()
@@ -182,13 +207,29 @@ class Core:
         await self.audit.load()
         await self.expiration.setup()
 
-    async def _unload(self) -> None:
+    async def _activate(self) -> None:
+        """HA: this node took the lock; load everything and serve (the barrier is open)."""
+        await self.barrier.reload()
+        await self._load()
+        self._start_background()
+        self._serving = True
+
+    async def _deactivate(self) -> None:
+        """Stop serving and stop the background work; the barrier stays as it is."""
         self._serving = False
-        self.sealing.rekey = self.sealing.root_generation = None
         await self.supervisor.stop()
         self.router.clear()
         self.audit.close()
         self.policies.clear_cache()
+        drop_cache = getattr(self.physical, "drop_cache", None)
+        if drop_cache is not None:
+            drop_cache()
+
+    async def _unload(self) -> None:
+        if self.ha is not None:
+            await self.ha.stop()
+        self.sealing.rekey = self.sealing.root_generation = None
+        await self._deactivate()
         self.barrier.seal()
 
     async def seal(self) -> None:
@@ -359,6 +400,14 @@ class Core:
             await cubbyhole.sub(f"{token.hash}/").delete_tree()
 
     # -- status --------------------------------------------------------------
+
+    def leader_status(self) -> dict[str, object]:
+        """sys/leader's answer."""
+        if self.ha is None:
+            return {"ha_enabled": self.physical.ha_enabled, "is_self": False,
+                    "active_time": "0001-01-01T00:00:00Z", "leader_address": "", "leader_cluster_address": "",
+                    "performance_standby": False, "performance_standby_last_remote_wal": 0}
+        return self.ha.leader_status()
 
     def status(self) -> dict[str, object]:
         config = self.sealing.config

@@ -21,7 +21,9 @@ from coffer.durations import parse_duration
 from coffer.errors import CofferError, InvalidRequest, Throttled, UnsupportedMediaType, UnsupportedOperation
 from coffer.framework.request import DELETE, HELP, LIST, PATCH, READ, UPDATE, Operation, Request, Response
 from coffer.http.body import BodyLimits, BodyReader
+from coffer.http.forward import FORWARDED_FOR, LOCAL_ON_STANDBY, Forwarder, Relayed
 from coffer.http.ui import StaticUI
+from coffer.storage.base import LockLost
 from coffer.truth import TRUE_WORDS
 
 log = logging.getLogger("coffer.http")
@@ -184,6 +186,7 @@ class App:
         self.unauthenticated_metrics = unauthenticated_metrics
         self._answered = core.metrics.pending
         self._flush = core.metrics.flush
+        self.forwarder = Forwarder(core.ha, self.bodies) if core.ha is not None else None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -205,6 +208,9 @@ class App:
         if payload is None:
             await send({"type": "http.response.start", "status": status, "headers": _EMPTY_HEADERS + extra})
             await send({"type": "http.response.body", "body": b""})
+        elif isinstance(payload, Relayed):
+            await send({"type": "http.response.start", "status": status, "headers": payload.headers + extra})
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload.body})
         elif isinstance(payload, RawBody):
             headers = [(b"content-type", payload.content_type.encode()), (b"cache-control", b"no-store")]
             await send({"type": "http.response.start", "status": status, "headers": headers + extra})
@@ -242,6 +248,10 @@ class App:
             if not raw_path.startswith("/v1/"):
                 return 404, {"errors": ["not found: the API lives under /v1/"]}, None
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            ha = self.core.ha
+            if ha is not None and self.forwarder is not None and self.core.standby and not self._local(raw_path[4:]):
+                status, payload = await self.forwarder.forward(scope, receive, headers, _content_length(headers))
+                return status, payload, None
             raw_query = scope.get("query_string", b"")
             query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if raw_query else {}
             operation = _operation(method, query)
@@ -255,6 +265,11 @@ class App:
                 auth = headers.get("authorization", "")
                 token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
             client = scope.get("client")
+            remote_addr = client[0] if client else ""
+            signed = headers.pop(FORWARDED_FOR, None)
+            if signed is not None and ha is not None:
+                # Forwarded by a standby: its client's address, when the cluster key's signature checks.
+                remote_addr = ha.verify_address(signed) or remote_addr
             path = raw_path[4:]  # ASGI servers already percent-decode scope["path"]
             if operation == LIST and not path.endswith("/"):
                 path += "/"  # as in Vault: a list is always of a folder, for routing and the ACL alike
@@ -262,7 +277,7 @@ class App:
                 operation=operation,
                 path=path,
                 client_token=token,
-                remote_addr=client[0] if client else "",
+                remote_addr=remote_addr,
                 request_id=new_request_id(),
                 headers=headers,
                 wrap_ttl=_wrap_ttl(headers.get("x-vault-wrap-ttl")),
@@ -289,6 +304,8 @@ class App:
                 resp = await self._handle_until_gone(req, receive)
         except _ClientGone:
             return 499, None, req  # nobody is listening any more
+        except LockLost as exc:  # HA: this node lost the lock while serving; nothing of the write was applied
+            return 503, {"errors": [f"this node is no longer the active node ({exc.reason}); retry the request"]}, req
         except CofferError as exc:
             if isinstance(exc, Throttled):
                 extra_headers.append((b"retry-after", str(max(1, int(exc.retry_after))).encode()))
@@ -298,6 +315,10 @@ class App:
             log.exception("internal error serving %s %s (request %s)", method, scope.get("path"), request_id)
             return 500, {"errors": [f"internal error; the server log has details (request id {request_id})"]}, req
         return (*self._render(req, resp), req)
+
+    def _local(self, path: str) -> bool:
+        """True for what a standby answers itself (sys/metrics too, when it needs no token)."""
+        return path in LOCAL_ON_STANDBY or (self.unauthenticated_metrics and path == "sys/metrics")
 
     async def _handle_until_gone(self, req: Request, receive: Any) -> Response | None:
         """``core.handle(req)``; a request still running after WATCH_AFTER is cancelled when its client

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import datetime
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,6 +108,13 @@ class HALock(ABC):
     @abstractmethod
     async def leader(self) -> tuple[str, str] | None:
         """``(identity, value)`` of whoever holds an unexpired lock, or None."""
+
+    async def heartbeat(self, info: str) -> None:  # noqa: B027 - optional: a lock without a member list
+        """Record that this node is alive (``info`` describes it); not fenced: standbys call it too."""
+
+    async def members(self, window: float) -> list[tuple[str, str, datetime.datetime]]:
+        """``(identity, info, last heartbeat)`` of the nodes heard from in the last ``window`` seconds."""
+        return []
 
     @abstractmethod
     async def wait_lost(self) -> None:

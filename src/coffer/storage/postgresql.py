@@ -63,6 +63,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import datetime
 import logging
 import os
 import re
@@ -107,12 +108,17 @@ LOCK_KEY = "core/lock"
 HA_TTL = 15.0
 HA_RENEW_INTERVAL = 5.0
 HA_RETRY_INTERVAL = 1.0
+#: How often every node (active or standby) writes its heartbeat row into the HA table.
+HA_HEARTBEAT_INTERVAL = 5.0
+#: Heartbeat rows are written with this key prefix in the HA table (never fenced: standbys write them too).
+HEARTBEAT_PREFIX = "heartbeat/"
 #: Test-only environment variables that shorten the HA timings of a server started from a
 #: configuration (integration tests of fail-over). Never set them in production.
 TEST_TIMING_ENV = {
     "ttl": "COFFER_TEST_HA_TTL",
     "renew_interval": "COFFER_TEST_HA_RENEW_INTERVAL",
     "retry_interval": "COFFER_TEST_HA_RETRY_INTERVAL",
+    "heartbeat_interval": "COFFER_TEST_HA_HEARTBEAT_INTERVAL",
 }
 ENV_URLS = ("COFFER_PG_URL", "VAULT_PG_CONNECTION_URL")
 OPTIONS = ("connection_url", "table", "ha_enabled", "ha_table", "max_parallel", "max_idle_connections")
@@ -213,9 +219,10 @@ class HATimings:
     ttl: float = HA_TTL
     renew_interval: float = HA_RENEW_INTERVAL
     retry_interval: float = HA_RETRY_INTERVAL
+    heartbeat_interval: float = HA_HEARTBEAT_INTERVAL
 
     def __post_init__(self) -> None:
-        if not (self.ttl > 0 and self.renew_interval > 0 and self.retry_interval > 0):
+        if not (self.ttl > 0 and self.renew_interval > 0 and self.retry_interval > 0 and self.heartbeat_interval > 0):
             raise ValueError(f"HA timings must be positive: {self}")
         if self.renew_interval * 2 > self.ttl:
             raise ValueError(f"the HA lock must be renewed at least twice per TTL: {self}")
@@ -252,6 +259,8 @@ class _Sql:
     renew: sql.Composed = field(init=False)
     release: sql.Composed = field(init=False)
     leader: sql.Composed = field(init=False)
+    heartbeat: sql.Composed = field(init=False)
+    members: sql.Composed = field(init=False)
 
     def __post_init__(self) -> None:
         kv, ha = self.kv, self.ha
@@ -299,6 +308,15 @@ class _Sql:
         ))
         set_(self, "release", q("DELETE FROM {ha} WHERE ha_key = %s AND ha_identity = %s"))
         set_(self, "leader", q("SELECT ha_identity, ha_value FROM {ha} WHERE ha_key = %s AND valid_until > now()"))
+        # Heartbeats: one row per node, its valid_until the time of the last echo (the database's clock).
+        set_(self, "heartbeat", q(
+            "INSERT INTO {ha} (ha_key, ha_identity, ha_value, valid_until) VALUES (%s, %s, %s, now())"
+            " ON CONFLICT (ha_key) DO UPDATE SET ha_value = EXCLUDED.ha_value, valid_until = EXCLUDED.valid_until"
+        ))
+        set_(self, "members", q(
+            "SELECT ha_identity, ha_value, valid_until FROM {ha} WHERE ha_key >= %s AND ha_key < %s"
+            " AND valid_until > now() - make_interval(secs => %s) ORDER BY ha_key"
+        ))
 
 
 def _range(select: str, kv: sql.Composable, start: str, end: str) -> tuple[sql.Composed, list[str]]:
@@ -1010,6 +1028,20 @@ class PostgresqlHALock(HALock):
             cur = await conn.execute(self.storage._sql.leader, (LOCK_KEY,))
             row = await cur.fetchone()
         return None if row is None else (str(row[0]), "" if row[1] is None else str(row[1]))
+
+    async def heartbeat(self, info: str) -> None:
+        """Write this node's heartbeat row (never fenced: a standby writes it too)."""
+        key = HEARTBEAT_PREFIX + self.identity
+        async with self.storage._connection() as conn:
+            await conn.execute(self.storage._sql.heartbeat, (key, self.identity, info.replace("\x00", "")))
+
+    async def members(self, window: float) -> list[tuple[str, str, datetime.datetime]]:
+        """``(identity, info, last echo)`` of every node whose heartbeat is at most ``window`` seconds old."""
+        end = HEARTBEAT_PREFIX[:-1] + chr(ord(HEARTBEAT_PREFIX[-1]) + 1)
+        async with self.storage._connection() as conn:
+            cur = await conn.execute(self.storage._sql.members, (HEARTBEAT_PREFIX, end, window))
+            rows = await cur.fetchall()
+        return [(str(r[0]), "" if r[1] is None else str(r[1]), r[2]) for r in rows]
 
     async def wait_lost(self) -> None:
         """Return once the lock held since the last acquire is lost or released."""

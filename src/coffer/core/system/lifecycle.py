@@ -31,6 +31,11 @@ class Lifecycle(Protocol):
     @property
     def sealed(self) -> bool: ...
 
+    @property
+    def standby(self) -> bool: ...
+
+    def leader_status(self) -> dict[str, object]: ...
+
     async def load_seal_config(self) -> SealConfig | None: ...
 
     async def initialize(self, shares: int, threshold: int) -> tuple[list[bytes], str]: ...
@@ -98,7 +103,7 @@ def paths(server: Lifecycle) -> list[Path]:
         body = {
             "initialized": config is not None,
             "sealed": server.sealed,
-            "standby": False,
+            "standby": server.standby,
             "performance_standby": False,
             "replication_performance_mode": "disabled",
             "replication_dr_mode": "disabled",
@@ -111,20 +116,14 @@ def paths(server: Lifecycle) -> list[Path]:
             status = d["uninitcode"]
         elif server.sealed:
             status = d["sealedcode"]
+        elif server.standby:
+            status = d["activecode"] if d["standbyok"] else d["standbycode"]
         else:
             status = d["activecode"]
         return raw(body, status)
 
     async def leader(req: Request, d: FieldData) -> Response:
-        return raw({
-            "ha_enabled": server.physical.ha_enabled,
-            "is_self": False,
-            "active_time": "0001-01-01T00:00:00Z",
-            "leader_address": "",
-            "leader_cluster_address": "",
-            "performance_standby": False,
-            "performance_standby_last_remote_wal": 0,
-        })
+        return raw(server.leader_status())
 
     return [
         Path("init", {"read": init_status, "write": init}, {
@@ -143,6 +142,6 @@ def paths(server: Lifecycle) -> list[Path]:
             "migrate": Field(B, "Ignored."),
         }, synopsis="Give one unseal key share."),
         Path("seal", {"write": seal}, synopsis="Seal the server (needs sudo)."),
-        Path("health", {"read": health}, HEALTH_FIELDS, synopsis="Health: 200 active, 503 sealed, 501 uninitialized."),
+        Path("health", {"read": health}, HEALTH_FIELDS, synopsis="Health: 200 active, 429 standby, 503 sealed, 501 uninitialized."),
         Path("leader", {"read": leader}, synopsis="High-availability status."),
     ]

@@ -1,0 +1,340 @@
+"""High availability: three real ``coffer server`` processes sharing one PostgreSQL schema.
+
+One node is active, the others standbys that forward (or 307); fail-over after ``kill -9`` and after a
+``SIGSTOP`` longer than the lock's TTL; ``sys/step-down``. The lock timings are shortened through the
+test-only ``COFFER_TEST_HA_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import pg_support
+from conftest import CofferProcess, free_port, remember_secret
+
+TTL = 2.0
+TIMINGS = {"COFFER_TEST_HA_TTL": str(TTL), "COFFER_TEST_HA_RENEW_INTERVAL": "0.5",
+           "COFFER_TEST_HA_RETRY_INTERVAL": "0.2", "COFFER_TEST_HA_HEARTBEAT_INTERVAL": "0.5"}
+ROLE_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iam:GetUser"], "Resource": "*"}]}
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except requests.RequestException:
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+class Cluster:
+    def __init__(self, tmp: Path, schema: str) -> None:
+        self.tmp = tmp
+        self.url = pg_support.schema_url(schema)
+        self.schema = schema
+        self.nodes: list[CofferProcess] = []
+        self.keys: list[str] = []
+        self.root = ""
+
+    def node(self, index: int | None = None) -> CofferProcess:
+        port = free_port()
+        home = self.tmp / f"node-{port}"
+        home.mkdir()
+        config = home / "coffer.hcl"
+        config.write_text(
+            f'storage "postgresql" {{\n  connection_url = "{self.url}"\n  ha_enabled = "true"\n}}\n'
+            f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
+            f'api_addr = "http://127.0.0.1:{port}"\n'
+        )
+        node = CofferProcess(["-config", str(config)], port, home).start()
+        if index is None:
+            self.nodes.append(node)
+        else:
+            self.nodes[index] = node
+        return node
+
+    def unseal(self, node: CofferProcess) -> None:
+        for key in self.keys:
+            node.request("PUT", "sys/unseal", token=None, json={"key": key}).raise_for_status()
+
+    def is_active(self, node: CofferProcess) -> bool:
+        r = requests.get(node.url("sys/leader"), timeout=2)
+        return bool(r.ok and r.json()["is_self"])
+
+    def active(self, among: list[CofferProcess] | None = None, timeout: float = 20.0) -> CofferProcess:
+        candidates = among if among is not None else self.nodes
+
+        def find() -> CofferProcess | None:
+            found = [n for n in candidates if n.proc is not None and self.is_active(n)]
+            return found[0] if len(found) == 1 else None
+
+        return wait_for("one active node", find, timeout)
+
+    def standbys(self) -> list[CofferProcess]:
+        active = self.active()
+        return [n for n in self.nodes if n is not active]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    pg_support.require()
+    saved = {k: os.environ.get(k) for k in TIMINGS}
+    os.environ.update(TIMINGS)
+    try:
+        with pg_support.fresh_schema() as schema:
+            c = Cluster(tmp_path_factory.mktemp("ha"), schema)
+            try:
+                for _ in range(3):
+                    c.node()
+                first = c.nodes[1]
+                r = first.request("PUT", "sys/init", token=None, json={"secret_shares": 3, "secret_threshold": 2})
+                r.raise_for_status()
+                body = r.json()
+                remember_secret(body["keys"], body["keys_base64"], body["root_token"])
+                c.keys, c.root = body["keys"][:2], body["root_token"]
+                for node in c.nodes:  # the store is shared: the others see it initialized
+                    assert node.request("GET", "sys/seal-status", token=None).json()["initialized"] is True
+                    c.unseal(node)
+                active = c.active()
+                active.request("POST", "sys/mounts/secret", token=c.root,
+                               json={"type": "kv", "options": {"version": "2"}}).raise_for_status()
+                yield c
+            finally:
+                for node in c.nodes:
+                    if node.proc is not None:
+                        with_cont(node)
+                        node.stop()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def with_cont(node: CofferProcess) -> None:
+    if node.proc is not None and node.proc.poll() is None:
+        os.kill(node.proc.pid, signal.SIGCONT)
+
+
+def kv_put(node: CofferProcess, token: str, path: str, data: dict[str, Any], timeout: float = 30) -> requests.Response:
+    return requests.put(node.url(f"secret/data/{path}"), headers={"X-Vault-Token": token}, json={"data": data},
+                        timeout=timeout)
+
+
+def test_one_active_and_standbys_answer_health_and_leader(cluster: Cluster) -> None:
+    active = cluster.active()
+    standbys = [n for n in cluster.nodes if n is not active]
+    assert len(standbys) == 2
+    assert active.request("GET", "sys/health", token=None).status_code == 200
+    for node in standbys:
+        health = node.request("GET", "sys/health", token=None)
+        assert health.status_code == 429
+        assert health.json()["standby"] is True and health.json()["sealed"] is False
+        assert node.request("GET", "sys/health?standbyok=true", token=None).status_code == 200
+        leader = node.request("GET", "sys/leader", token=None).json()
+        assert leader["ha_enabled"] is True and leader["is_self"] is False
+        assert leader["leader_address"] == active.addr
+        assert leader["leader_cluster_address"]
+    me = active.request("GET", "sys/leader", token=None).json()
+    assert me["is_self"] is True and me["leader_address"] == active.addr
+    assert me["active_time"] != "0001-01-01T00:00:00Z"
+    # Every node's heartbeat shows in sys/ha-status (asked through a standby: forwarded).
+    nodes = wait_for("three members", lambda: (len(n := standbys[0].request("GET", "sys/ha-status", token=cluster.root)
+                                                    .json()["nodes"]) == 3) and n)
+    assert {n["api_address"] for n in nodes} == {n.addr for n in cluster.nodes}
+    assert [n["api_address"] for n in nodes if n["active_node"]] == [active.addr]
+    assert all(n["last_echo"].endswith("Z") and n["hostname"] and n["version"] for n in nodes)
+
+
+def test_standby_forwards_kv_and_redirects_without_forwarding(cluster: Cluster) -> None:
+    standby = cluster.standbys()[0]
+    client = standby.client(cluster.root)
+    marker = uuid.uuid4().hex
+    client.secrets.kv.v2.create_or_update_secret(path="forwarded", secret={"marker": marker})
+    assert client.secrets.kv.v2.read_secret_version(path="forwarded", raise_on_deleted_version=True)["data"]["data"] == {"marker": marker}
+    active = cluster.active()
+    assert active.client(cluster.root).secrets.kv.v2.read_secret_version(path="forwarded", raise_on_deleted_version=True)["data"]["data"] == {
+        "marker": marker}
+    # Errors are relayed as they are (a bad token: 403 from the active node).
+    assert standby.request("GET", "secret/data/forwarded", token="nope").status_code == 403
+    r = requests.get(standby.url("secret/data/forwarded?version=1"), allow_redirects=False, timeout=10,
+                     headers={"X-Vault-Token": cluster.root, "X-Vault-No-Request-Forwarding": "true"})
+    assert r.status_code == 307
+    assert r.headers["Location"] == f"{active.addr}/v1/secret/data/forwarded?version=1"
+
+
+def test_forwarded_client_address_is_signed(cluster: Cluster) -> None:
+    active = cluster.active()
+    standby = cluster.standbys()[0]
+    for role, cidr in (("far", "10.9.8.7/32"), ("near", "127.0.0.1/32")):
+        active.request("POST", f"auth/token/roles/{role}", token=cluster.root,
+                       json={"token_bound_cidrs": [cidr]}).raise_for_status()
+    bound_elsewhere = active.request("POST", "auth/token/create/far", token=cluster.root, json={})
+    bound_here = active.request("POST", "auth/token/create/near", token=cluster.root, json={})
+    assert bound_elsewhere.status_code == 200, bound_elsewhere.text
+    assert bound_here.status_code == 200, bound_here.text
+    elsewhere, here = bound_elsewhere.json()["auth"]["client_token"], bound_here.json()["auth"]["client_token"]
+    forged = {"X-Coffer-Forwarded-For": f"10.9.8.7|{int(time.time())}|{'0' * 64}"}
+    # The client's real address (127.0.0.1) reaches the active node through the standby, signed.
+    assert standby.request("GET", "auth/token/lookup-self", token=here).status_code == 200
+    assert standby.request("GET", "auth/token/lookup-self", token=elsewhere).status_code == 403
+    # A client cannot claim another address: not to the active node, not through a standby.
+    assert active.request("GET", "auth/token/lookup-self", token=elsewhere, headers=dict(forged)).status_code == 403
+    assert standby.request("GET", "auth/token/lookup-self", token=elsewhere, headers=dict(forged)).status_code == 403
+    assert active.request("GET", "auth/token/lookup-self", token=here, headers=dict(forged)).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def aws(cluster: Cluster, moto: Any) -> Any:
+    active = cluster.active()
+    client = active.client(cluster.root)
+    client.sys.enable_secrets_engine("aws", path="aws")
+    from aws_support import MINIMAL_ROOT_POLICY
+
+    key = moto.make_user(f"ha-root-{uuid.uuid4().hex[:8]}", MINIMAL_ROOT_POLICY)
+    client.write("aws/config/root", access_key=key.access_key_id, secret_key=key.secret_access_key,
+                 region="us-east-1", iam_endpoint=moto.endpoint, sts_endpoint=moto.endpoint)
+    client.write("aws/roles/deploy", credential_type="iam_user", policy_document=json.dumps(ROLE_POLICY))
+    return moto
+
+
+def test_standby_issues_aws_credentials(cluster: Cluster, aws: Any) -> None:
+    standby = cluster.standbys()[0]
+    creds = standby.client(cluster.root).read("aws/creds/deploy")
+    assert creds["lease_id"].startswith("aws/creds/deploy/")
+    user = aws.user_of(creds["data"]["access_key"])
+    assert user and aws.user_exists(user)
+    standby.client(cluster.root).sys.revoke_lease(creds["lease_id"])
+    wait_for("the IAM user deleted", lambda: not aws.user_exists(user))
+
+
+def test_kill_9_of_the_active_node_during_writes(cluster: Cluster, aws: Any) -> None:
+    active = cluster.active()
+    standby = next(n for n in cluster.nodes if n is not active)
+    root = cluster.root
+    client = active.client(root)
+    kept = client.write("aws/creds/deploy", ttl="1h")
+    short = client.write("aws/creds/deploy", ttl="3s")
+    short_user = aws.user_of(short["data"]["access_key"])
+    assert short_user
+
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            name = f"burst/{n}"
+            try:
+                if kv_put(active, root, name, {"n": n}, timeout=5).status_code in (200, 204):
+                    acked.append(name)
+            except requests.RequestException:
+                pass
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    wait_for("writes acknowledged", lambda: len(acked) >= 20)
+    assert active.proc is not None
+    active.proc.kill()
+    active.proc.wait()
+    killed_at = time.monotonic()
+    stop.set()
+    thread.join()
+    acked_before_kill = list(acked)
+    index = cluster.nodes.index(active)
+    active.stop()
+    # Right after the kill the standby knows no reachable active node: a clear 503.
+    first = standby.request("GET", "secret/data/burst/1", token=root)
+    assert first.status_code == 503, first.text
+    assert "active node" in first.json()["errors"][0]
+
+    others = [n for n in cluster.nodes if n is not active]
+    new_active = cluster.active(others, timeout=20)
+    took_over = time.monotonic()
+    assert took_over - killed_at < 20
+    new_client = new_active.client(root)
+    for name in acked_before_kill:
+        assert new_client.secrets.kv.v2.read_secret_version(path=name, raise_on_deleted_version=True)["data"]["data"]["n"] == int(name.split("/")[1])
+    # No lease is lost; the one that came due during the gap is revoked right after the takeover.
+    assert new_client.sys.read_lease(kept["lease_id"])["data"]["id"] == kept["lease_id"]
+    wait_for("the expired lease's IAM user deleted", lambda: not aws.user_exists(short_user), timeout=30)
+    assert aws.user_exists(aws.user_of(kept["data"]["access_key"]))
+    new_client.sys.revoke_lease(kept["lease_id"])
+    # The killed node comes back (a new process) as a standby.
+    node = cluster.node(index)
+    cluster.unseal(node)
+    wait_for("the restarted node a standby",
+             lambda: node.request("GET", "sys/health", token=None).status_code == 429)
+
+
+def _kv_rows(cluster: Cluster) -> dict[str, bytes]:
+    with pg_support.admin() as conn:
+        rows = conn.execute(f'SELECT key, value FROM "{cluster.schema}".coffer_kv').fetchall()
+    return {k: bytes(v) for k, v in rows}
+
+
+def test_sigstop_past_the_ttl_fences_the_old_active_node(cluster: Cluster) -> None:
+    old = cluster.active()
+    assert old.proc is not None
+    root = cluster.root
+    os.kill(old.proc.pid, signal.SIGSTOP)
+    stale: dict[str, Any] = {}
+    try:
+        # A write sent to the frozen node waits in its socket's backlog until it runs again.
+        sender = threading.Thread(target=lambda: stale.update(
+            r=kv_put(old, root, "stale", {"from": "old"}, timeout=60)))
+        sender.start()
+        others = [n for n in cluster.nodes if n is not old]
+        new = cluster.active(others, timeout=20)
+        assert kv_put(new, root, "after-takeover", {"from": "new"}).status_code == 200
+        rows_before = _kv_rows(cluster)
+    finally:
+        os.kill(old.proc.pid, signal.SIGCONT)
+    sender.join(timeout=60)
+    assert stale["r"].status_code >= 500, stale["r"].text
+    wait_for("the old node a standby", lambda: old.request("GET", "sys/health", token=None).status_code == 429)
+    assert "lost the HA lock" in old.log()
+    # Nothing of the old node landed: the rows changed since are only the new active node's.
+    new_client = new.client(root)
+    assert new_client.secrets.kv.v2.read_secret_version(path="after-takeover", raise_on_deleted_version=True)["data"]["data"] == {"from": "new"}
+    r = new.request("GET", "secret/data/stale", token=root)
+    assert r.status_code == 404
+    assert not [k for k in set(_kv_rows(cluster)) - set(rows_before) if "stale" in k]
+    assert cluster.active() is new
+
+
+def test_step_down_hands_over_and_members_through_the_cli(cluster: Cluster) -> None:
+    old = cluster.active()
+    env = {**os.environ, "VAULT_ADDR": old.addr, "VAULT_TOKEN": cluster.root, "HOME": str(old.home)}
+    cli = [sys.executable, "-m", "coffer"]
+    members = subprocess.run([*cli, "operator", "members"], env=env, capture_output=True, text=True, timeout=30)
+    assert members.returncode == 0, members.stderr
+    assert old.addr in members.stdout and "true" in members.stdout
+    down = subprocess.run([*cli, "operator", "step-down"], env=env, capture_output=True, text=True, timeout=30)
+    assert down.returncode == 0, down.stderr
+    new = cluster.active([n for n in cluster.nodes if n is not old], timeout=20)
+    assert new is not old
+    assert old.request("GET", "sys/health", token=None).status_code == 429
+    assert "stepped down" in old.log()
+    # Through the old node (now a standby) the cluster still serves.
+    assert kv_put(old, cluster.root, "after-step-down", {"ok": True}).status_code == 200
