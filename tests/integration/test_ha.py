@@ -311,7 +311,7 @@ def test_sigstop_past_the_ttl_fences_the_old_active_node(cluster: Cluster) -> No
     finally:
         os.kill(old.proc.pid, signal.SIGCONT)
     sender.join(timeout=60)
-    assert stale["r"].status_code >= 500, stale["r"].text
+    assert stale["r"].status_code == 503, stale["r"].text  # its write was refused: the lock was lost
     wait_for("the old node a standby", lambda: old.request("GET", "sys/health", token=None).status_code == 429)
     assert "lost the HA lock" in old.log()
     # Nothing of the old node landed: the rows changed since are only the new active node's.
@@ -338,3 +338,24 @@ def test_step_down_hands_over_and_members_through_the_cli(cluster: Cluster) -> N
     assert "stepped down" in old.log()
     # Through the old node (now a standby) the cluster still serves.
     assert kv_put(old, cluster.root, "after-step-down", {"ok": True}).status_code == 200
+
+
+def test_ha_storage_is_refused_with_what_to_do_instead() -> None:
+    from coffer.config import ConfigError, parse_config
+
+    text = ('storage "postgresql" {\n  connection_url = "postgresql://x@y/z"\n}\n'
+            'ha_storage "postgresql" {\n  connection_url = "postgresql://x@y/z"\n}\n'
+            'listener "tcp" {\n  address = "127.0.0.1:8200"\n  tls_disable = true\n}\n')
+    with pytest.raises(ConfigError, match='ha_enabled = "true"'):
+        parse_config(text)
+
+
+def test_ha_without_api_addr_on_a_wildcard_listener_is_refused() -> None:
+    from coffer.config import parse_config
+    from coffer.server import ha_addresses
+
+    config = parse_config('storage "inmem" {}\nlistener "tcp" {\n  address = "0.0.0.0:8200"\n  tls_disable = true\n}\n')
+    with pytest.raises(ValueError, match="set api_addr"):
+        ha_addresses(config)
+    local = parse_config('storage "inmem" {}\nlistener "tcp" {\n  address = "127.0.0.1:8200"\n  tls_disable = true\n}\n')
+    assert ha_addresses(local) == ("http://127.0.0.1:8200", "https://127.0.0.1:8201")
