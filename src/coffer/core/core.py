@@ -30,6 +30,7 @@ from coffer.core.router import Router
 from coffer.core.seal import (
     SealConfig,
     SealManager,
+    SharesMismatch,
     check_shape,
     encode_token,
     idle_rekey,
@@ -268,7 +269,10 @@ class Core:
     async def rekey_verify_update(self, key: bytes, given_nonce: str | None) -> dict[str, object]:
         async with self._unseal_lock:
             self._unsealed_config()
-            made = self.sealing.rekey_verify_add(key, given_nonce)
+            try:
+                made: bytes | None = self.sealing.rekey_verify_add(key, given_nonce)
+            except SharesMismatch:
+                made = b""  # shares that cannot belong together are not the new keys either
             rekey = self.sealing.rekey
             assert rekey is not None
             if made is None:

@@ -76,11 +76,15 @@ def split(root_key: bytes, shares: int, threshold: int) -> list[bytes]:
     return [root_key] if shares == 1 else shamir.split(root_key, shares, threshold)
 
 
+class SharesMismatch(InvalidRequest):
+    """Shares that cannot come from one split (e.g. two with the same x coordinate)."""
+
+
 def combine(shares: list[bytes]) -> bytes:
     try:
         return shares[0] if len(shares) == 1 else shamir.combine(shares)
     except ValueError as exc:
-        raise InvalidRequest(f"the key shares do not combine: {exc}") from None
+        raise SharesMismatch(f"the key shares do not combine: {exc}") from None
 
 
 def nonce() -> str:
