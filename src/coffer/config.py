@@ -555,9 +555,10 @@ class _Builder:
             return []
         line = self.line_of("seal")
         stanzas = []
-        for seal_type, body in self.blocks("seal", data["seal"], _SEAL_EXAMPLE):
-            at = body.line_of(next(iter(body), "")) if isinstance(body, hcl.Object) and body else None
-            where = at or line
+        found = self.blocks("seal", data["seal"], _SEAL_EXAMPLE)
+        lines = data.lines.get("seal", []) if isinstance(data, hcl.Object) else []
+        for index, (seal_type, body) in enumerate(found):
+            where = lines[index] if len(lines) == len(found) else line
             if seal_type not in SEAL_TYPES:
                 raise self.error(f'seal type "{seal_type}" is not supported; use "awskms" or "shamir"', where)
             options: dict[str, str] = {}
