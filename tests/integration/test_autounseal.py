@@ -172,6 +172,21 @@ def test_init_gives_recovery_keys_and_every_restart_unseals_unattended(node, mot
     assert server.request("PUT", "sys/unseal", token=None, json={"key": recovery[2]}).json()["sealed"] is False
     assert read_secret(server, root) == "s3cret-kept-through-seals"
 
+    # the recovery keys are rekeyed at sys/rekey-recovery-key (sys/rekey is refused above)
+    started = server.request("PUT", "sys/rekey-recovery-key/init", token=None,
+                             json={"secret_shares": 2, "secret_threshold": 2}).json()
+    assert (started["t"], started["n"], started["required"]) == (2, 2, 2)
+    for key in recovery[:2]:
+        body = server.request("PUT", "sys/rekey-recovery-key/update", token=None,
+                              json={"key": key, "nonce": started["nonce"]}).json()
+    assert body["complete"] is True and len(body["keys"]) == 2, body
+    remember_secret(body["keys"], body["keys_base64"])
+    assert (status(server)["t"], status(server)["n"]) == (2, 2)
+    server = node.restart(seal)
+    wait_unsealed(server)
+    remember_secret(third_root := generate_root(server, body["keys"]))
+    assert read_secret(server, third_root) == "s3cret-kept-through-seals"
+
 
 def test_kms_failures_leave_the_node_sealed_with_a_clear_line(node, moto, kms_key):
     server = node.start(awskms_stanza(moto, kms_key))

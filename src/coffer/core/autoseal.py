@@ -176,8 +176,10 @@ class AutoSeal:
         self.configured = "shamir"
         #: The awskms stanza (in force, or the disabled one being migrated away from).
         self.kms: AwsKms | None = None
-        #: While unsealed on a recovery seal: the recovery key (what recovery key shares must combine to).
+        #: While unsealed on a recovery seal: the recovery key (what recovery key shares must combine to), and
+        #: the root key (that encrypts it in storage).
         self.recovery_key: bytes | None = None
+        self._held_root_key: bytes | None = None
         self._task: asyncio.Task[None] | None = None
 
     def configure(self, configured: str, kms: AwsKms | None) -> None:
@@ -227,7 +229,6 @@ class AutoSeal:
         ]
         sealing = self.core.sealing
         sealing.barrier_config, sealing.config = barrier_config, recovery_config
-        self.recovery_key = recovery_key
         return ops, split(recovery_key, shares, threshold)
 
     # -- unseal ------------------------------------------------------------------------
@@ -249,7 +250,7 @@ class AutoSeal:
         """Unseal with the root key from KMS (the caller holds the unseal lock)."""
         recovery_key = await self._recovery_key(root_key)
         await self.core._unseal_with(root_key)
-        self.recovery_key = recovery_key
+        self.recovery_key, self._held_root_key = recovery_key, root_key
 
     async def auto_unseal(self) -> bool:
         """Unseal with KMS if this is what the configuration and storage say; whether there was anything to do."""
@@ -274,7 +275,17 @@ class AutoSeal:
         return self.recovery_key is not None and hmac.compare_digest(key, self.recovery_key)
 
     def forget(self) -> None:
-        self.recovery_key = None
+        self.recovery_key = self._held_root_key = None
+
+    async def install_recovery_key(self, recovery_key: bytes, config: SealConfig) -> None:
+        """The end of a rekey of the recovery keys: the new recovery key and its configuration, in one batch."""
+        if self._held_root_key is None:  # pragma: no cover - rekeys run on an unsealed server only
+            raise InvalidRequest("the server is sealed")
+        recovery_config = SealConfig(config.secret_shares, config.secret_threshold, "recovery")
+        await self.core.physical.batch([_config_put(RECOVERY_CONFIG_PATH, recovery_config),
+                                        Put(RECOVERY_KEY_PATH, _seal_recovery_key(self._held_root_key, recovery_key))])
+        self.core.sealing.config, self.recovery_key = recovery_config, recovery_key
+        log.info("recovery keys rekeyed: %d key shares, threshold %d", config.secret_shares, config.secret_threshold)
 
     # -- migration -----------------------------------------------------------------------
 
@@ -303,7 +314,7 @@ class AutoSeal:
             Put(RECOVERY_KEY_PATH, _seal_recovery_key(new_root_key, old_root_key)),
         ])
         sealing.barrier_config, sealing.config = barrier_config, recovery_config
-        self.recovery_key = old_root_key
+        self.recovery_key, self._held_root_key = old_root_key, new_root_key
         log.info("seal migration shamir -> awskms done (%s): the unseal keys are now the recovery keys",
                  self._kms().where())
 
@@ -323,7 +334,7 @@ class AutoSeal:
             Delete(RECOVERY_CONFIG_PATH), Delete(ROOT_KEY_PATH), Delete(RECOVERY_KEY_PATH),
         ])
         sealing.barrier_config = sealing.config = config
-        self.recovery_key = None
+        self.recovery_key = self._held_root_key = None
         log.info("seal migration awskms -> shamir done: the recovery keys are now the unseal keys; the "
                  "awskms stanza may be removed from the configuration")
 
@@ -363,6 +374,7 @@ class AutoSeal:
                 reason = " ".join(exc.messages)
             except Exception as exc:  # never let the retry loop die silently
                 reason = f"{type(exc).__name__}: {exc}"
+                log.debug("auto-unseal failed", exc_info=True)
             if reason != last:
                 log.error("auto-unseal failed, so the server stays sealed (retrying, at most every %gs): %s",
                           MAX_RETRY, reason)

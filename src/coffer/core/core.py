@@ -248,11 +248,14 @@ class Core:
         rekey = self.sealing.rekey
         return rekey.status(config.secret_threshold) if rekey else idle_rekey(config.secret_threshold)
 
-    def rekey_init(self, shares: int, threshold: int, require_verification: bool = False) -> dict[str, object]:
+    def rekey_init(self, shares: int, threshold: int, require_verification: bool = False,
+                   recovery: bool = False) -> dict[str, object]:
         config = self._unsealed_config()
-        if self.autoseal.recovery:
+        if recovery != self.autoseal.recovery:
             raise InvalidRequest(f"this server is sealed with {self.autoseal.stored} and has recovery keys, not "
-                                 "unseal keys: sys/rekey does not apply")
+                                 "unseal keys: rekey them with sys/rekey-recovery-key" if self.autoseal.recovery
+                                 else "this server has no recovery keys (its seal is shamir): rekey its unseal "
+                                 "keys with sys/rekey")
         return self.sealing.start_rekey(shares, threshold, require_verification).status(config.secret_threshold)
 
     def rekey_cancel(self) -> None:
@@ -314,6 +317,10 @@ class Core:
             return {"nonce": rekey.verification_nonce, "complete": True}
 
     async def _install_root_key(self, root_key: bytes, config: SealConfig) -> None:
+        if self.autoseal.recovery:  # a rekey of the recovery keys: the root key stays
+            await self.autoseal.install_recovery_key(root_key, config)
+            self.sealing.rekey = None
+            return
         await self.barrier.rekey(root_key, [self.sealing.config_put(config)])
         self.sealing.config = self.sealing.barrier_config = config
         self.sealing.rekey = None
