@@ -24,13 +24,13 @@ def kms_key(moto) -> str:
 
 
 def awskms_stanza(moto, key_id: str, *, disabled: bool = False, access_key: str | None = None,
-                  secret_key: str | None = None) -> str:
+                  secret_key: str | None = None, credentials: bool = True) -> str:
     admin = moto.admin
     remember_secret(admin.secret_access_key)
+    keys = (f'  access_key = "{access_key or admin.access_key_id}"\n'
+            f'  secret_key = "{secret_key or admin.secret_access_key}"\n') if credentials else ""
     return (f'seal "awskms" {{\n  region = "us-east-1"\n  kms_key_id = "{key_id}"\n  endpoint = "{moto.endpoint}"\n'
-            f'  access_key = "{access_key or admin.access_key_id}"\n'
-            f'  secret_key = "{secret_key or admin.secret_access_key}"\n'
-            + ('  disabled = "true"\n' if disabled else "") + "}\n")
+            + keys + ('  disabled = "true"\n' if disabled else "") + "}\n")
 
 
 class Node:
@@ -188,7 +188,12 @@ def test_init_gives_recovery_keys_and_every_restart_unseals_unattended(node, mot
     assert read_secret(server, third_root) == "s3cret-kept-through-seals"
 
 
-def test_kms_failures_leave_the_node_sealed_with_a_clear_line(node, moto, kms_key):
+def test_kms_failures_leave_the_node_sealed_with_a_clear_line(node, moto, kms_key, monkeypatch):
+    # no credentials anywhere for the case without keys in the stanza (HOME is the node's own folder)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     server = node.start(awskms_stanza(moto, kms_key))
     body = server.request("PUT", "sys/init", token=None,
                           json={"recovery_shares": 1, "recovery_threshold": 1}).json()
@@ -201,6 +206,7 @@ def test_kms_failures_leave_the_node_sealed_with_a_clear_line(node, moto, kms_ke
         (awskms_stanza(moto, other_key), "AccessDeniedException"),  # KMS refuses: not the key it was sealed with
         (awskms_stanza(moto, kms_key, access_key="AKIAWRONGWRONGWRONG0", secret_key="wrong-secret-key-value"),
          "InvalidClientTokenId"),
+        (awskms_stanza(moto, kms_key, credentials=False), "no AWS credentials found"),
     ]
     for seal, reason in cases:
         server = node.restart(seal)

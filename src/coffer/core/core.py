@@ -416,6 +416,7 @@ class Core:
             "build_date": "",
             "migration": self.autoseal.migration,
             "recovery_seal": self.autoseal.recovery,
+            **({"recovery_seal_type": "shamir"} if self.autoseal.recovery else {}),
             "storage_type": self.storage_type,
         }
 
