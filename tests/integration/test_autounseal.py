@@ -126,11 +126,13 @@ def test_init_gives_recovery_keys_and_every_restart_unseals_unattended(node, mot
     server = node.start(seal)
     before = status(server)
     assert before["type"] == "awskms" and before["initialized"] is False
-    # recovery_shares is what an auto-unseal init needs; secret_shares is ignored (Vault forces 1)
-    r = server.request("PUT", "sys/init", token=None, json={"secret_shares": 5, "secret_threshold": 3})
-    assert r.status_code == 400 and "recovery_shares" in r.text
+    # recovery_shares is what an auto-unseal init needs; secret_shares is refused (as Vault and OpenBao do)
     r = server.request("PUT", "sys/init", token=None, json={"secret_shares": 5, "secret_threshold": 3,
                                                             "recovery_shares": 3, "recovery_threshold": 2})
+    assert r.status_code == 400 and "secret_shares,secret_threshold not applicable to seal type awskms" in r.text
+    r = server.request("PUT", "sys/init", token=None, json={})
+    assert r.status_code == 400 and "recovery_shares" in r.text
+    r = server.request("PUT", "sys/init", token=None, json={"recovery_shares": 3, "recovery_threshold": 2})
     assert r.status_code == 200, r.text
     body = r.json()
     remember_secret(body["recovery_keys"], body["recovery_keys_base64"], body["root_token"])
@@ -195,10 +197,12 @@ def test_kms_failures_leave_the_node_sealed_with_a_clear_line(node, moto, kms_ke
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     server = node.start(awskms_stanza(moto, kms_key))
-    body = server.request("PUT", "sys/init", token=None,
-                          json={"recovery_shares": 1, "recovery_threshold": 1}).json()
-    remember_secret(body["recovery_keys"], body["recovery_keys_base64"], body["root_token"])
-    root = body["root_token"]
+    made = cli(server, "operator", "init", "-recovery-shares=1", "-recovery-threshold=1")
+    assert made.returncode == 0, made.stderr
+    lines = dict(line.split(": ", 1) for line in made.stdout.splitlines() if ": " in line)
+    remember_secret(lines["Recovery Key 1"], lines["Initial Root Token"])
+    assert "Unseal Key 1" not in lines and "1 recovery key shares" in made.stdout
+    root = lines["Initial Root Token"]
     put_secret(server, root)
     other_key = moto.admin_client("kms").create_key()["KeyMetadata"]["KeyId"]
     cases = [

@@ -62,14 +62,14 @@ def operator() -> None:
 
 
 @operator.command("init")
-@flag("key-shares", type=int, default=5, show_default=True, help="How many unseal key shares to make.")
-@flag("key-threshold", type=int, default=3, show_default=True, help="How many shares unseal the server.")
+@flag("key-shares", type=int, default=None, help="How many unseal key shares to make (default 5; Shamir only).")
+@flag("key-threshold", type=int, default=None, help="How many shares unseal the server (default 3; Shamir only).")
 @flag("recovery-shares", type=int, default=None, help="Auto-unseal (awskms): how many recovery key shares to "
       "make (default 5).")
 @flag("recovery-threshold", type=int, default=None, help="Auto-unseal: how many recovery key shares authorize "
       "generate-root and seal migration (default 3).")
 @api_command
-def init(env: Env, key_shares: int, key_threshold: int, recovery_shares: int | None,
+def init(env: Env, key_shares: int | None, key_threshold: int | None, recovery_shares: int | None,
          recovery_threshold: int | None) -> None:
     """Initialize a new server: print the unseal keys (recovery keys under auto-unseal) and the root token.
 
@@ -79,7 +79,10 @@ def init(env: Env, key_shares: int, key_threshold: int, recovery_shares: int | N
       coffer operator init -recovery-shares=5 -recovery-threshold=3
     """
     auto = env.client.request("GET", "sys/seal-status").body.get("type", "shamir") != "shamir"
-    data: dict[str, int] = {"secret_shares": key_shares, "secret_threshold": key_threshold}
+    data: dict[str, int] = {}
+    if not auto or key_shares is not None or key_threshold is not None:  # the server refuses what does not apply
+        data["secret_shares"] = 5 if key_shares is None else key_shares
+        data["secret_threshold"] = 3 if key_threshold is None else key_threshold
     if auto or recovery_shares is not None or recovery_threshold is not None:
         data["recovery_shares"] = 5 if recovery_shares is None else recovery_shares
         data["recovery_threshold"] = 3 if recovery_threshold is None else recovery_threshold
@@ -99,8 +102,9 @@ def init(env: Env, key_shares: int, key_threshold: int, recovery_shares: int | N
     for i, key in enumerate(body["keys_base64"], 1):
         click.echo(f"Unseal Key {i}: {key}")
     click.echo(f"\nInitial Root Token: {body['root_token']}\n")
-    click.echo(f"The server is initialized with {key_shares} key shares and a key threshold of {key_threshold}.\n"
-               f"Give {key_threshold} of these keys to `coffer operator unseal` each time it starts sealed.\n"
+    click.echo(f"The server is initialized with {data['secret_shares']} key shares and a key threshold of "
+               f"{data['secret_threshold']}.\nGive {data['secret_threshold']} of these keys to `coffer operator "
+               "unseal` each time it starts sealed.\n"
                "Keep them apart and safe: without them the data cannot be decrypted.")
 
 

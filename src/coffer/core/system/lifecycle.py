@@ -81,8 +81,11 @@ def paths(server: Lifecycle) -> list[Path]:
                 "keys_base64": [base64.b64encode(k).decode() for k in keys],
                 "root_token": root_token,
             })
-        # An auto-unseal seal keeps the root key itself: secret_shares/secret_threshold are ignored (Vault forces
-        # them to 1), the keys people hold are recovery keys.
+        # An auto-unseal seal keeps the root key itself: the keys people hold are recovery keys, and
+        # secret_shares/secret_threshold are refused (as Vault and OpenBao do).
+        if d["secret_shares"] or d["secret_threshold"]:
+            raise InvalidRequest(f"parameters secret_shares,secret_threshold not applicable to seal type "
+                                 f"{server.autoseal.configured}; give recovery_shares and recovery_threshold")
         d.require("recovery_shares", "recovery_threshold")
         keys, root_token = await server.initialize(1, 1, recovery_shares=d["recovery_shares"],
                                                    recovery_threshold=d["recovery_threshold"])
