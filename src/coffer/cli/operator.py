@@ -15,8 +15,11 @@ from coffer.cli.output import table
 
 def _seal_rows(status: dict) -> list[tuple[str, object]]:
     recovery = "Recovery " if status.get("recovery_seal") else ""
-    rows = [("Seal Type", status["type"]), ("Recovery Seal", bool(recovery)), ("Initialized", status["initialized"]),
-            ("Sealed", status["sealed"]), (f"Total {recovery}Shares", status["n"]), ("Threshold", status["t"])]
+    rows: list[tuple[str, object]] = [("Seal Type", status["type"])]
+    if recovery:
+        rows.append(("Recovery Seal Type", status.get("recovery_seal_type", "shamir")))
+    rows += [("Initialized", status["initialized"]), ("Sealed", status["sealed"]),
+             (f"Total {recovery}Shares", status["n"]), ("Threshold", status["t"])]
     if status.get("migration"):
         rows.append(("Seal Migration in Progress", True))
     if status["sealed"]:

@@ -172,8 +172,9 @@ class Core:
                 return
             autoseal = self.autoseal
             if autoseal.migration != migrate:
-                raise InvalidRequest(f"a seal migration from {autoseal.stored} to {autoseal.configured} is pending: "
-                                     "give the keys with migrate=true (coffer operator unseal -migrate)"
+                raise InvalidRequest(f"migrate option not provided and seal migration is pending (from "
+                                     f"{autoseal.stored} to {autoseal.configured}): give the keys with migrate=true "
+                                     "(coffer operator unseal -migrate)"
                                      if autoseal.migration else "migrate=true was given but no seal migration is "
                                      "pending (the configuration's seal is the one the storage is sealed with)")
             root_key = self.sealing.add(key)
@@ -405,7 +406,9 @@ class Core:
     def status(self) -> dict[str, object]:
         config = self.sealing.config
         return {
-            "type": self.autoseal.stored,
+            # The configured seal, also while a migration to it is pending (as Vault/OpenBao); t and n are
+            # those of the keys to give (the old seal's during a migration).
+            "type": self.autoseal.configured,
             "initialized": config is not None,
             "sealed": self.sealed,
             "t": config.secret_threshold if config else 0,
@@ -415,8 +418,8 @@ class Core:
             "version": __version__,
             "build_date": "",
             "migration": self.autoseal.migration,
-            "recovery_seal": self.autoseal.recovery,
-            **({"recovery_seal_type": "shamir"} if self.autoseal.recovery else {}),
+            "recovery_seal": self.autoseal.configured != "shamir",
+            **({"recovery_seal_type": "shamir"} if self.autoseal.configured != "shamir" else {}),
             "storage_type": self.storage_type,
         }
 
