@@ -276,3 +276,24 @@ def test_seal_migration_shamir_to_awskms_and_back(node, moto, kms_key):
         server.request("PUT", "sys/unseal", token=None, json={"key": key}).raise_for_status()
     assert status(server)["sealed"] is False
     assert read_secret(server, root) == "s3cret-kept-through-seals"
+
+
+def test_a_node_started_while_kms_fails_unseals_once_kms_answers(node, moto, kms_key, fault_proxy):
+    class ThroughProxy:  # the stanza's endpoint is the fault proxy in front of moto
+        admin, endpoint = moto.admin, fault_proxy.endpoint
+
+    seal = awskms_stanza(ThroughProxy, kms_key)
+    server = node.start(seal)
+    body = server.request("PUT", "sys/init", token=None, json={"recovery_shares": 1, "recovery_threshold": 1}).json()
+    remember_secret(body["recovery_keys"], body["recovery_keys_base64"], body["root_token"])
+    put_secret(server, body["root_token"])
+    fault_proxy.fail("Decrypt", "drop", times=None)  # every Decrypt: the connection closes unanswered
+    server = node.restart(seal)
+    line = wait_for(lambda: next((ln for ln in node.log().splitlines() if "auto-unseal failed" in ln), None))
+    assert "stays sealed" in line and "retrying" in line and "KMS is unreachable" in line, line
+    assert status(server)["sealed"] is True
+    assert server.request("GET", "kv/app", token=body["root_token"]).status_code == 503
+    fault_proxy.clear()  # KMS is back: the next retry unseals, with no human
+    wait_unsealed(server)
+    assert read_secret(server, body["root_token"]) == "s3cret-kept-through-seals"
+    assert sum("auto-unseal failed" in ln for ln in node.log().splitlines()) == 1  # one line, not one per retry

@@ -113,7 +113,7 @@ def describe(exc: BaseException) -> str:
     """Why a KMS call failed, without anything secret (the SDK's messages name no credentials)."""
     from botocore.exceptions import (
         ClientError,
-        EndpointConnectionError,
+        HTTPClientError,
         NoCredentialsError,
         NoRegionError,
         PartialCredentialsError,
@@ -124,7 +124,9 @@ def describe(exc: BaseException) -> str:
                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     if isinstance(exc, NoRegionError):
         return "no AWS region: set region in the seal stanza or AWS_REGION"
-    if isinstance(exc, EndpointConnectionError):
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    if isinstance(exc, BotoConnectionError | HTTPClientError):  # refused, closed, timed out
         return f"KMS is unreachable ({exc})"
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
