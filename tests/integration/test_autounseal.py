@@ -284,6 +284,11 @@ def test_a_node_started_while_kms_fails_unseals_once_kms_answers(node, moto, kms
 
     seal = awskms_stanza(ThroughProxy, kms_key)
     server = node.start(seal)
+    fault_proxy.fail("Encrypt", "error500", times=None)  # an init while KMS fails: 502, nothing written
+    r = server.request("PUT", "sys/init", token=None, json={"recovery_shares": 1, "recovery_threshold": 1})
+    assert r.status_code == 502 and "AWS KMS encrypt" in r.text, r.text
+    assert server.request("GET", "sys/init", token=None).json() == {"initialized": False}
+    fault_proxy.clear()
     body = server.request("PUT", "sys/init", token=None, json={"recovery_shares": 1, "recovery_threshold": 1}).json()
     remember_secret(body["recovery_keys"], body["recovery_keys_base64"], body["root_token"])
     put_secret(server, body["root_token"])
