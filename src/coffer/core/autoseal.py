@@ -229,8 +229,6 @@ class AutoSeal:
             Put(ROOT_KEY_PATH, ciphertext),
             Put(RECOVERY_KEY_PATH, _seal_recovery_key(root_key, recovery_key)),
         ]
-        sealing = self.core.sealing
-        sealing.barrier_config, sealing.config = barrier_config, recovery_config
         return ops, split(recovery_key, shares, threshold)
 
     # -- unseal ------------------------------------------------------------------------

@@ -155,7 +155,8 @@ class Core:
                 await self.physical.batch([keyring, *seal_ops])
             finally:
                 await self._unload()
-            if auto:
+            if auto:  # stored: the seal unseals the server at once
+                await self.sealing.load()
                 await self.autoseal._open(root_key)
             return keys, root_token
 
