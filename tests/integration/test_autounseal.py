@@ -259,6 +259,11 @@ def test_seal_migration_shamir_to_awskms_and_back(node, moto, kms_key):
     remember_secret(new_root := generate_root(server, keys[:2]))  # the old unseal keys are the recovery keys
     assert read_secret(server, new_root) == "s3cret-kept-through-seals"
 
+    # the awskms stanza dropped without a migration: sealed, and the log says what is missing
+    server = node.restart()
+    assert wait_for(lambda: 'no seal "awskms" stanza' in node.log())
+    assert status(server)["sealed"] is True
+
     # awskms -> shamir: the awskms stanza disabled; the recovery keys with -migrate
     server = node.restart(awskms_stanza(moto, kms_key, disabled=True))
     pending = status(server)

@@ -77,9 +77,7 @@ class AwsKms:
     def from_options(cls, options: dict[str, str]) -> AwsKms:
         return cls(kms_key_id=options["kms_key_id"], region=options.get("region") or "us-east-1",
                    endpoint=options.get("endpoint", ""), access_key=options.get("access_key", ""),
-                   secret_key=options.get("secret_key", ""),
-                   session_token=options.get("session_token", "") or (
-                       os.environ.get("AWS_SESSION_TOKEN", "") if options.get("access_key") else ""))
+                   secret_key=options.get("secret_key", ""), session_token=options.get("session_token", ""))
 
     def where(self) -> str:
         return f"key {self.kms_key_id} in {self.region}" + (f" at {self.endpoint}" if self.endpoint else "")
@@ -342,7 +340,7 @@ class AutoSeal:
 
     def start(self) -> None:
         """Unseal in the background at start, retrying with backoff while KMS fails."""
-        if self.configured == "awskms" or self.kms is not None:
+        if self.configured != "shamir" or self.kms is not None or self.migration:
             self._task = asyncio.get_running_loop().create_task(self._keep_trying(), name="auto-unseal")
 
     async def stop(self) -> None:
@@ -359,6 +357,11 @@ class AutoSeal:
             await self.core.sealing.load()
         except CofferError as exc:
             log.error("%s", exc)
+            return
+        if self.migration and self.kms is None:
+            log.error('the storage is sealed with %s but the configuration has no seal "%s" stanza: the server '
+                      'cannot unseal; add the stanza back (with disabled = "true" to migrate to shamir)',
+                      self.stored, self.stored)
             return
         if self.migration:
             log.warning("a seal migration from %s to %s is pending: the server stays sealed until the %s keys are "
