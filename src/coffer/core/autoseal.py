@@ -244,7 +244,7 @@ class AutoSeal:
             raise CofferError(f"the storage holds no {RECOVERY_KEY_PATH}: restore it from a backup")
         return _open_recovery_key(root_key, blob)
 
-    async def _open(self, root_key: bytes) -> None:
+    async def open_with(self, root_key: bytes) -> None:
         """Unseal with the root key from KMS (the caller holds the unseal lock)."""
         recovery_key = await self._recovery_key(root_key)
         await self.core._unseal_with(root_key)
@@ -258,7 +258,7 @@ class AutoSeal:
                 return False
             if await core.sealing.load() is None or self.stored != "awskms":
                 return False
-            await self._open(await self._root_key())
+            await self.open_with(await self._root_key())
             log.info("unsealed with AWS KMS (%s)", self._kms().where())
             return True
 
@@ -267,7 +267,7 @@ class AutoSeal:
         root_key = await self._root_key()
         if not hmac.compare_digest(await self._recovery_key(root_key), recovery_key):
             raise InvalidRequest("the recovery keys given are wrong (they do not make the recovery key)")
-        await self._open(root_key)
+        await self.open_with(root_key)
 
     def check_recovery_key(self, key: bytes) -> bool:
         return self.recovery_key is not None and hmac.compare_digest(key, self.recovery_key)

@@ -157,7 +157,7 @@ class Core:
                 await self._unload()
             if auto:  # stored: the seal unseals the server at once
                 await self.sealing.load()
-                await self.autoseal._open(root_key)
+                await self.autoseal.open_with(root_key)
             return keys, root_token
 
     async def submit_unseal_key(self, key: bytes | None, reset: bool = False, migrate: bool = False) -> None:
