@@ -514,12 +514,55 @@ def test_listener_telemetry_and_log_format() -> None:
     assert "unauthenticated_metrics_access must be true or false" in str(err)
 
 
-def test_seal_is_not_supported() -> None:
-    config = parse(INMEM + PLAIN_LISTENER + 'seal "transit" {\n  address = "https://vault:8200"\n}\n')
-    (warning,) = config.warnings
-    assert '"seal" is not supported' in warning
-    assert "unknown" not in warning
-    assert warning.startswith("config.hcl: line 5: ")
+AWSKMS = 'seal "awskms" {\n  region = "eu-west-1"\n  kms_key_id = "alias/coffer"\n}\n'
+
+
+def test_seal_awskms_is_read_with_vaults_keys() -> None:
+    config = parse(INMEM + PLAIN_LISTENER + AWSKMS)
+    assert not config.warnings
+    assert config.seal.type == "awskms" and not config.seal.disabled and config.old_seal is None
+    assert config.seal.options == {"region": "eu-west-1", "kms_key_id": "alias/coffer"}
+
+
+def test_no_seal_stanza_is_shamir() -> None:
+    config = parse(INMEM + PLAIN_LISTENER)
+    assert config.seal.type == "shamir" and config.seals == [] and config.old_seal is None
+
+
+def test_seal_awskms_takes_vaults_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAULT_AWSKMS_SEAL_KEY_ID", "key-from-env")
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    monkeypatch.setenv("AWS_KMS_ENDPOINT", "http://127.0.0.1:5000")
+    config = parse(INMEM + PLAIN_LISTENER + 'seal "awskms" {\n}\n')
+    assert config.seal.options == {"kms_key_id": "key-from-env", "region": "ap-south-1",
+                                   "endpoint": "http://127.0.0.1:5000"}
+
+
+def test_seal_awskms_needs_a_key_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAULT_AWSKMS_SEAL_KEY_ID", raising=False)
+    with pytest.raises(ConfigError) as err:
+        parse(INMEM + PLAIN_LISTENER + 'seal "awskms" {\n  region = "us-east-1"\n}\n')
+    assert "line 5" in str(err.value) and "kms_key_id" in str(err.value)
+
+
+def test_two_seal_stanzas_with_one_disabled_are_a_migration() -> None:
+    config = parse(INMEM + PLAIN_LISTENER + AWSKMS + 'seal "shamir" {\n  disabled = "true"\n}\n')
+    assert config.seal.type == "awskms" and config.old_seal is not None and config.old_seal.type == "shamir"
+    back = parse(INMEM + PLAIN_LISTENER + AWSKMS.replace("{\n", '{\n  disabled = "true"\n', 1))
+    assert back.seal.type == "shamir" and back.old_seal is not None and back.old_seal.type == "awskms"
+
+
+@pytest.mark.parametrize("seals, line, says", [
+    (AWSKMS + 'seal "shamir" {\n}\n', 9, "exactly one of them must have disabled"),
+    (AWSKMS + AWSKMS.replace("{\n", '{\n  disabled = "true"\n', 1), 9, 'two seal "awskms" stanzas'),
+    ('seal "shamir" {\n  disabled = "true"\n}\n', 5, "needs the new seal stanza"),
+    ('seal "transit" {\n  address = "https://vault:8200"\n}\n', 5, 'seal type "transit" is not supported'),
+    (AWSKMS.replace("alias/coffer", 'alias/coffer"\n  access_key = "AKIA'), 5, "both"),
+])
+def test_ambiguous_seal_stanzas_are_errors_naming_the_line(seals: str, line: int, says: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse(INMEM + PLAIN_LISTENER + seals)
+    assert f"line {line}" in str(err.value) and says in str(err.value)
 
 
 def test_unknown_keys_in_json_are_warnings_too() -> None:

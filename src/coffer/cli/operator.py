@@ -14,8 +14,14 @@ from coffer.cli.output import table
 
 
 def _seal_rows(status: dict) -> list[tuple[str, object]]:
-    rows = [("Seal Type", status["type"]), ("Initialized", status["initialized"]), ("Sealed", status["sealed"]),
-            ("Total Shares", status["n"]), ("Threshold", status["t"])]
+    recovery = "Recovery " if status.get("recovery_seal") else ""
+    rows: list[tuple[str, object]] = [("Seal Type", status["type"])]
+    if recovery:
+        rows.append(("Recovery Seal Type", status.get("recovery_seal_type", "shamir")))
+    rows += [("Initialized", status["initialized"]), ("Sealed", status["sealed"]),
+             (f"Total {recovery}Shares", status["n"]), ("Threshold", status["t"])]
+    if status.get("migration"):
+        rows.append(("Seal Migration in Progress", True))
     if status["sealed"]:
         rows.append(("Unseal Progress", f"{status['progress']}/{status['t']}"))
     rows += [("Version", status["version"]), ("Storage Type", status["storage_type"]), ("HA Enabled", False)]
@@ -59,46 +65,76 @@ def operator() -> None:
 
 
 @operator.command("init")
-@flag("key-shares", type=int, default=5, show_default=True, help="How many unseal key shares to make.")
-@flag("key-threshold", type=int, default=3, show_default=True, help="How many shares unseal the server.")
+@flag("key-shares", type=int, default=None, help="How many unseal key shares to make (default 5; Shamir only).")
+@flag("key-threshold", type=int, default=None, help="How many shares unseal the server (default 3; Shamir only).")
+@flag("recovery-shares", type=int, default=None, help="Auto-unseal (awskms): how many recovery key shares to "
+      "make (default 5).")
+@flag("recovery-threshold", type=int, default=None, help="Auto-unseal: how many recovery key shares authorize "
+      "generate-root and seal migration (default 3).")
 @api_command
-def init(env: Env, key_shares: int, key_threshold: int) -> None:
-    """Initialize a new server: print the unseal keys and the root token.
+def init(env: Env, key_shares: int | None, key_threshold: int | None, recovery_shares: int | None,
+         recovery_threshold: int | None) -> None:
+    """Initialize a new server: print the unseal keys (recovery keys under auto-unseal) and the root token.
 
     \b
-    Example:
+    Examples:
       coffer operator init -key-shares=5 -key-threshold=3
+      coffer operator init -recovery-shares=5 -recovery-threshold=3
     """
-    body = env.client.write("sys/init", {"secret_shares": key_shares, "secret_threshold": key_threshold})
+    auto = env.client.request("GET", "sys/seal-status").body.get("type", "shamir") != "shamir"
+    data: dict[str, int] = {}
+    if not auto or key_shares is not None or key_threshold is not None:  # the server refuses what does not apply
+        data["secret_shares"] = 5 if key_shares is None else key_shares
+        data["secret_threshold"] = 3 if key_threshold is None else key_threshold
+    if auto or recovery_shares is not None or recovery_threshold is not None:
+        data["recovery_shares"] = 5 if recovery_shares is None else recovery_shares
+        data["recovery_threshold"] = 3 if recovery_threshold is None else recovery_threshold
+    body = env.client.write("sys/init", data)
     if env.raw:
         env.show(body)
+        return
+    if body.get("recovery_keys_base64"):
+        for i, key in enumerate(body["recovery_keys_base64"], 1):
+            click.echo(f"Recovery Key {i}: {key}")
+        click.echo(f"\nInitial Root Token: {body['root_token']}\n")
+        click.echo(f"The server is initialized with {data['recovery_shares']} recovery key shares and a recovery "
+                   f"key threshold of {data['recovery_threshold']}.\nIt unseals itself with its seal (AWS KMS); "
+                   "the recovery keys cannot unseal it, they authorize generate-root\nand seal migration. Keep "
+                   "them apart and safe.")
         return
     for i, key in enumerate(body["keys_base64"], 1):
         click.echo(f"Unseal Key {i}: {key}")
     click.echo(f"\nInitial Root Token: {body['root_token']}\n")
-    click.echo(f"The server is initialized with {key_shares} key shares and a key threshold of {key_threshold}.\n"
-               f"Give {key_threshold} of these keys to `coffer operator unseal` each time it starts sealed.\n"
+    click.echo(f"The server is initialized with {data['secret_shares']} key shares and a key threshold of "
+               f"{data['secret_threshold']}.\nGive {data['secret_threshold']} of these keys to `coffer operator "
+               "unseal` each time it starts sealed.\n"
                "Keep them apart and safe: without them the data cannot be decrypted.")
 
 
 @operator.command("unseal")
 @click.argument("key", required=False)
 @flag("reset", is_flag=True, help="Forget the key shares given so far.")
+@flag("migrate", is_flag=True, help="Finish a pending seal migration: give the old seal's keys (unseal keys from "
+      "Shamir, recovery keys from awskms).")
 @api_command
-def unseal(env: Env, key: str | None, reset: bool) -> None:
+def unseal(env: Env, key: str | None, reset: bool, migrate: bool) -> None:
     """Give one unseal key share (prompted without echo when omitted).
 
     \b
-    Example:
+    Examples:
       coffer operator unseal
       coffer operator unseal 2d5a...
+      coffer operator unseal -migrate 2d5a...
     """
     if reset:
         body = env.client.write("sys/unseal", {"reset": True})
     else:
         if not key:
             key = prompt_secret("Unseal Key")
-        body = env.client.write("sys/unseal", {"key": key.strip()})
+        data: dict[str, object] = {"key": key.strip()}
+        if migrate:
+            data["migrate"] = True
+        body = env.client.write("sys/unseal", data)
     _show_status(env, body)
 
 
