@@ -13,7 +13,8 @@ the server is then sealed, to be unsealed with the snapshot's keys.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import os
+from typing import TYPE_CHECKING, BinaryIO
 
 from coffer.core.barrier import KEYRING_PATH
 from coffer.core.seal import SEAL_CONFIG_PATH
@@ -30,13 +31,20 @@ SUDO = ("storage/raft/snapshot", "storage/raft/snapshot-force")
 CONTENT_TYPE = "application/octet-stream"
 
 
+def _empty(file: BinaryIO) -> bool:
+    file.seek(0, os.SEEK_END)
+    size = file.tell()
+    file.seek(0)
+    return size == 0
+
+
 def paths(core: Core) -> list[Path]:
     async def save(req: Request, d: FieldData) -> Response:
         return Response(stream=snapshot.encode(core.physical.snapshot()), content_type=CONTENT_TYPE, raw=True)
 
     async def restore(req: Request, force: bool) -> None:
         file = req.upload
-        if file is None:
+        if file is None or _empty(file):
             raise InvalidRequest("send the snapshot file as the request body (coffer operator snapshot restore FILE)")
         loop = asyncio.get_running_loop()
         try:
