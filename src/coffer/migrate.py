@@ -119,10 +119,11 @@ async def _copy(source: Storage, destination: Storage, start: str, batch_size: i
                 label: str) -> int:
     total = await source.count(start, END) - (1 if start <= MIGRATION_LOCK else 0)
     copied = 0
-    columns = (TextColumn("[bold]Copying keys[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    console.print(f"Migrating {label}: {max(total, 0)} keys")
+    columns = (TextColumn("Copying keys"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task(label, total=max(total, 0))
+        task = progress.add_task("copy", total=max(total, 0))
         cursor = start
         while rows := await source.scan(cursor, END, batch_size):
             cursor = rows[-1][0] + "\x00"
