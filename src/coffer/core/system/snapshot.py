@@ -58,7 +58,11 @@ def paths(core: Core) -> list[Path]:
 
         async def replace() -> int:
             file.seek(0)
-            return await core.physical.replace_all(snapshot.records(file))
+            try:
+                return await core.physical.replace_all(snapshot.records(file))
+            except (ValueError, TypeError) as exc:  # a key this backend cannot hold (PostgreSQL: no NUL)
+                raise InvalidRequest(f"the snapshot cannot be stored in this server's storage ({exc}); nothing "
+                                     "was restored") from None
 
         await core.restore_storage(keyring, replace, force)
 
