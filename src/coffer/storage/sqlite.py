@@ -15,6 +15,7 @@ import mmap
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
@@ -407,8 +408,8 @@ class SqliteStorage(Storage):
         """
         if self._closed:
             raise RuntimeError(f"SQLite storage {self.path!r} is closed")
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                               check_same_thread=False)
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("BEGIN")
             rows = conn.execute(_SCAN_ALL_FROM, ("", max(1, batch_size))).fetchall()
