@@ -320,6 +320,10 @@ class ServerConfig:
 def load_config(path: str | os.PathLike[str]) -> ServerConfig:
     """Read and check the configuration file at ``path``."""
     name = os.fspath(path)
+    return parse_config(_read_text(name), source=name)
+
+
+def _read_text(name: str) -> str:
     try:
         with open(name, "rb") as fh:
             raw = fh.read()
@@ -336,7 +340,39 @@ def load_config(path: str | os.PathLike[str]) -> ServerConfig:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError("the file is not valid UTF-8 text", source=name, line=line) from None
-    return parse_config(text, source=name)
+    return text
+
+
+#: The blocks of ``coffer operator migrate``'s config file (Vault's names).
+MIGRATION_BLOCKS = ("storage_source", "storage_destination")
+
+
+def load_migration_config(path: str | os.PathLike[str]) -> tuple[StorageConfig, StorageConfig]:
+    """The source and destination storage of the migration config file at ``path``.
+
+    Vault's format: ``storage_source "<type>" { ... }`` and ``storage_destination "<type>" { ... }``, each
+    checked as a server's ``storage`` block is.
+    """
+    name = os.fspath(path)
+    text = _read_text(name)
+    try:
+        data = hcl.loads(text)
+    except hcl.HclError as exc:
+        where = exc.opening or exc
+        raise ConfigError(where.reason, source=name, line=where.line, column=where.column) from None
+    if not isinstance(data, hcl.Object):
+        raise ConfigError("the configuration must be an object of settings", source=name)
+    builder = _Builder(name, data)
+    for key in data:
+        if str(key) not in MIGRATION_BLOCKS:
+            line = data.line_of(str(key))
+            raise builder.error(f'unknown key "{key}" in a migration config; it takes only storage_source and '
+                                "storage_destination blocks", line)
+    for key in MIGRATION_BLOCKS:
+        if key not in data:
+            raise builder.error(f'a "{key}" block is required, for example: {key} "sqlite" {{ path = '
+                                '"/var/lib/coffer/coffer.db" }')
+    return builder.storage_block(data, MIGRATION_BLOCKS[0]), builder.storage_block(data, MIGRATION_BLOCKS[1])
 
 
 def parse_config(text: str, source: str = "<config>") -> ServerConfig:
@@ -519,7 +555,10 @@ class _Builder:
                 'both "storage" and "backend" are set; they mean the same thing, so keep only "storage"',
                 self.line_of("backend"),
             )
-        key = present[0]
+        return self.storage_block(data, present[0])
+
+    def storage_block(self, data: dict[str, Any], key: str) -> StorageConfig:
+        """The one ``key "<type>" { ... }`` block (``storage``, or a migration's ``storage_source``...)."""
         line = self.line_of(key)
         found = self.blocks(key, data[key], _STORAGE_EXAMPLE)
         if len(found) > 1:

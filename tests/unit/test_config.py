@@ -746,3 +746,44 @@ def test_a_block_then_a_value_of_one_name() -> None:
 def test_unclosed_comment_points_at_it() -> None:
     err = config_error(INMEM + PLAIN_LISTENER + "/* a comment\n")
     assert (err.line, err.column) == (5, 1) and "comment is never closed" in str(err)
+
+
+# -- coffer operator migrate's config (storage_source / storage_destination, Vault's format) ---------
+
+
+def test_migration_config_reads_both_blocks(tmp_path: Path) -> None:
+    from coffer.config import load_migration_config
+
+    path = tmp_path / "migrate.hcl"
+    path.write_text(textwrap.dedent("""\
+        storage_source "sqlite" {
+          path = "/var/lib/coffer/coffer.db"
+        }
+        storage_destination "postgresql" {
+          connection_url = "postgresql://coffer@db/coffer"
+          max_parallel   = 8
+        }
+    """))
+    source, destination = load_migration_config(path)
+    assert (source.type, source.options) == ("sqlite", {"path": "/var/lib/coffer/coffer.db"})
+    assert destination.type == "postgresql"
+    assert destination.options == {"connection_url": "postgresql://coffer@db/coffer", "max_parallel": "8"}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('storage_source "sqlite" { path = "a.db" }', 'a "storage_destination" block is required'),
+    ('storage_destination "sqlite" { path = "a.db" }', 'a "storage_source" block is required'),
+    ('storage_source "sqlite" { path = "a.db" }\nstorage_destination "raft" { path = "b" }',
+     'storage type "raft" is not supported'),
+    ('storage_source "sqlite" {}\nstorage_destination "sqlite" { path = "b.db" }', 'needs a "path"'),
+    ('storage "sqlite" { path = "a.db" }\nstorage_destination "sqlite" { path = "b.db" }', 'unknown key "storage"'),
+    ('storage_source "sqlite" { path = "a.db" }\nstorage_source "sqlite" { path = "c.db" }\n'
+     'storage_destination "sqlite" { path = "b.db" }', 'only one "storage_source" block is allowed'),
+])
+def test_migration_config_refusals(tmp_path: Path, text: str, message: str) -> None:
+    from coffer.config import load_migration_config
+
+    path = tmp_path / "migrate.hcl"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_migration_config(path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import secrets
 import string
 import sys
@@ -61,6 +63,8 @@ def operator() -> None:
       coffer operator seal
       coffer operator rekey -init -key-shares=3 -key-threshold=2
       coffer operator generate-root -generate-otp
+      coffer operator snapshot save backup.snap
+      coffer operator migrate -config=migrate.hcl
     """
 
 
@@ -371,3 +375,105 @@ def _decode(encoded: str, otp: str) -> str:
         return bytes(a ^ b for a, b in zip(raw, otp.encode(), strict=True)).decode()
     except UnicodeDecodeError:
         raise click.UsageError("the OTP does not decode this token (wrong OTP?)") from None
+
+
+@operator.group("snapshot")
+def snapshot() -> None:
+    """Save and restore a snapshot of the whole storage of a running server (online backups).
+
+    \b
+    Examples:
+      coffer operator snapshot save backup.snap
+      coffer operator snapshot restore backup.snap
+      coffer operator snapshot restore -force other-cluster.snap
+    """
+
+
+@snapshot.command("save")
+@click.argument("file", type=click.Path(dir_okay=False))
+@api_command
+def snapshot_save(env: Env, file: str) -> None:
+    """Save a snapshot of the server's storage to FILE (created 0600; needs sudo).
+
+    The server stays online; the snapshot is one consistent view of the storage. Its values are as
+    storage holds them (encrypted): restoring it needs the unseal keys it was taken with.
+
+    \b
+    Example:
+      coffer operator snapshot save backup.snap
+    """
+    target = os.path.abspath(file)
+    partial = f"{target}.partial-{os.getpid()}"
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create {partial}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            size = env.client.download("sys/storage/raft/snapshot", out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+    click.echo(f"Success! Snapshot saved to {file} ({size} bytes)")
+
+
+@snapshot.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@flag("force", is_flag=True, help="Restore even when the snapshot was taken with other unseal keys (the server "
+                                  "is then sealed: unseal it with the snapshot's keys).")
+@api_command
+def snapshot_restore(env: Env, file: str, force: bool) -> None:
+    """Replace the server's whole storage with the snapshot in FILE (needs sudo).
+
+    The file is checked whole first: a damaged one is refused and nothing changes. With the same unseal
+    keys the server reloads and goes on serving the restored data; a snapshot with other keys needs
+    -force and leaves the server sealed.
+
+    \b
+    Examples:
+      coffer operator snapshot restore backup.snap
+      coffer operator snapshot restore -force other-cluster.snap
+    """
+    path = "sys/storage/raft/snapshot-force" if force else "sys/storage/raft/snapshot"
+    with open(file, "rb") as fh:
+        env.client.upload("POST", path, fh, os.fstat(fh.fileno()).st_size)
+    status = env.client.request("GET", "sys/seal-status").body
+    if status.get("sealed"):
+        click.echo("Success! Snapshot restored. The server is sealed: unseal it with the snapshot's unseal keys "
+                   "(coffer operator unseal).")
+    else:
+        click.echo("Success! Snapshot restored; the server serves the restored data.")
+
+
+@operator.command("migrate")
+@flag("config", required=True, type=click.Path(dir_okay=False),
+      help='The migration config: storage_source "<type>" { ... } and storage_destination "<type>" { ... }.')
+@flag("start", default="", help="Copy only the keys from this one on (in key order): resumes a migration that "
+                                "stopped, into a destination that already holds the keys before it.")
+@flag("batch-size", type=click.IntRange(1, 100000), default=1000, show_default=True,
+      help="Keys copied per transaction.")
+@flag("reset", is_flag=True, help="Clear the migration lock a migration that died left in the source, then migrate.")
+def migrate(config: str, start: str, batch_size: int, reset: bool) -> None:
+    """Copy every key of one storage into another, offline (stop the servers first).
+
+    \b
+    Example migrate.hcl:
+      storage_source "sqlite" { path = "/var/lib/coffer/coffer.db" }
+      storage_destination "postgresql" { connection_url = "postgresql://coffer@db/coffer" }
+
+    \b
+    Examples:
+      coffer operator migrate -config=migrate.hcl
+      coffer operator migrate -config=migrate.hcl -start=sys/expire/
+    """
+    from coffer.migrate import MigrationError, run_migration  # offline: reaches storage, not a server
+
+    try:
+        run_migration(config, start=start, batch_size=batch_size, reset=reset)
+    except MigrationError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)

@@ -13,6 +13,7 @@ import base64
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -222,6 +223,35 @@ class Core:
     async def seal(self) -> None:
         await self._unload()
         log.info("sealed")
+
+    async def restore_storage(self, keyring: bytes, replace: Callable[[], Awaitable[int]], force: bool) -> bool:
+        """Replace the whole storage by ``replace()`` (a snapshot restore) and reload everything from it.
+
+        When the root key in force opens ``keyring`` (the snapshot's), the server unseals again at once and
+        answers True. Otherwise, only with ``force``, it stays sealed (unseal with the snapshot's keys) and
+        answers False. Should ``replace`` fail, storage is untouched and the server unseals as it was.
+        """
+        async with self._unseal_lock:
+            if not self._serving:
+                raise Sealed()
+            same = self.barrier.opens_keyring(keyring)
+            if not same and not force:
+                raise InvalidRequest("the snapshot was taken from a store with other unseal keys (its keyring does "
+                                     "not open with this server's root key); restore it with -force "
+                                     "(sys/storage/raft/snapshot-force), then unseal with the snapshot's keys")
+            root_key = self.barrier.root_key()
+            await self._unload()
+            replaced = False
+            try:
+                count = await replace()
+                replaced = True
+                log.info("storage restored from a snapshot (%d entries)", count)
+            finally:
+                self.sealing.reset()
+                await self.sealing.load()
+                if same or not replaced:
+                    await self._unseal_with(root_key)
+            return same
 
     async def shutdown(self) -> None:
         await self.autoseal.stop()

@@ -17,6 +17,7 @@ from coffer.core.system import (
     mounts,
     policies,
     rootkeys,
+    snapshot,
     ui_mounts,
     wrapping,
 )
@@ -46,9 +47,11 @@ def system_backend(core: Core) -> Backend:
             *wrapping.paths(core.wrapping),
             *ui_mounts.paths(core.router, core.tokens, core.policies),
             *metrics.paths(core.metrics),
+            *snapshot.paths(core),
         ],
         help=HELP,
         unauthenticated=(*lifecycle.UNAUTHENTICATED, *rootkeys.UNAUTHENTICATED, *wrapping.UNAUTHENTICATED,
                          *ui_mounts.UNAUTHENTICATED),
-        sudo_paths=(*lifecycle.SUDO, *rootkeys.SUDO, *mounts.SUDO, *audit.SUDO, *keys.SUDO, *leases.SUDO),
+        sudo_paths=(*lifecycle.SUDO, *rootkeys.SUDO, *mounts.SUDO, *audit.SUDO, *keys.SUDO, *leases.SUDO,
+                    *snapshot.SUDO),
     )
