@@ -403,7 +403,11 @@ class MotoServer:
         """The IAM user that owns ``access_key`` (None if no user has it)."""
         iam = self.admin_iam()
         for name in self.user_names():
-            if any(k["AccessKeyId"] == access_key for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]):
+            try:
+                keys = iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
+            except iam.exceptions.NoSuchEntityException:
+                continue  # deleted since it was listed (a lease revoked meanwhile)
+            if any(k["AccessKeyId"] == access_key for k in keys):
                 return name
         return None
 

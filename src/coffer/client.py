@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -157,6 +157,39 @@ class Client:
                 # Something answered that does not speak HTTP (BadStatusLine, IncompleteRead, ...).
                 reason = f"not an HTTP answer ({type(exc).__name__}: {exc})"
             raise ConnectionFailed(f"cannot reach the server at {self.address}: {reason}") from None
+
+    def download(self, path: str, out: BinaryIO, chunk_size: int = 256 * 1024) -> int:
+        """GET ``path`` and write its raw body to ``out`` as it arrives (a snapshot); answers the bytes written."""
+        written = 0
+        with self._open("GET", path, None, {}) as resp:
+            while chunk := resp.read(chunk_size):
+                out.write(chunk)
+                written += len(chunk)
+        return written
+
+    def upload(self, method: str, path: str, file: BinaryIO, size: int) -> Reply:
+        """Send ``size`` bytes of ``file`` as the raw request body (a snapshot to restore), streamed."""
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        with self._open(method, path, file, headers) as resp:
+            return Reply(resp.status, _json(resp.read()))
+
+    def _open(self, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
+        url = self.url(path)
+        if self.token:
+            headers["X-Vault-Token"] = self.token
+        try:
+            req = urllib.request.Request(url, data=body, method=method, headers=headers)
+        except ValueError as exc:
+            raise ConnectionFailed(f"invalid server address {self.address}: {exc}") from None
+        try:
+            return urllib.request.urlopen(req, timeout=self.timeout, context=self._ssl)
+        except urllib.error.HTTPError as exc:
+            payload = _json(exc.read())
+            errors = payload.get("errors", []) if isinstance(payload, dict) else []
+            raise ApiError(method, url, exc.code, [str(e) for e in errors or []], [], payload) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            raise ConnectionFailed(f"cannot reach the server at {self.address}: {getattr(exc, 'reason', exc)}") \
+                from None
 
     # Shorthands for the logical operations.
     def read(self, path: str, params: dict[str, Any] | None = None) -> Any:

@@ -13,8 +13,7 @@ A minimal file::
 
 The older ``backend "..." { }`` keyword is accepted in place of ``storage``.
 Keys that Vault knows but coffer has no use for are accepted quietly; keys
-nobody knows, and Vault features coffer lacks (``seal``),
-produce entries in :attr:`ServerConfig.warnings` instead of errors. Anything
+nobody knows produce entries in :attr:`ServerConfig.warnings` instead of errors. Anything
 that would leave the server misconfigured raises :class:`ConfigError`, whose
 message names the file and, when it can be found, the line.
 """
@@ -37,6 +36,7 @@ __all__ = [
     "DEFAULT_LEASE_TTL",
     "DEFAULT_LISTEN_ADDRESS",
     "ListenerConfig",
+    "SealStanza",
     "LOG_FORMATS",
     "LOG_LEVELS",
     "ServerConfig",
@@ -63,6 +63,7 @@ _LISTENER_EXAMPLE = 'listener "tcp" { address = "127.0.0.1:8200" tls_disable = t
 _TOP_LEVEL_KEYS = frozenset(
     {
         "storage",
+        "seal",
         "backend",
         "listener",
         "default_lease_ttl",
@@ -121,10 +122,6 @@ _TOP_LEVEL_IGNORED = frozenset(
         "user_lockout",
     }
 )
-# Vault features coffer does not have: accepted, but the operator is told.
-_TOP_LEVEL_UNSUPPORTED = {
-    "seal": "there is no auto-unseal, so unseal the server with its unseal keys",
-}
 # A separate lock store is not needed: PostgreSQL storage is its own HA lock store.
 _HA_STORAGE_KEYS = ("ha_storage", "ha_backend")
 
@@ -174,7 +171,7 @@ _LISTENER_UNSUPPORTED = frozenset(
 )
 
 # Top-level keys whose value is a block: the others are single settings.
-_BLOCK_KEYS = frozenset({"storage", "backend", "listener", "telemetry"})
+_BLOCK_KEYS = frozenset({"storage", "backend", "listener", "telemetry", "seal"})
 
 #: The telemetry block: what coffer reads, Vault's keys that change nothing here, and Vault's metric sinks
 #: (coffer serves its metrics at sys/metrics only).
@@ -229,6 +226,28 @@ class StorageConfig:
     options: dict[str, str] = field(default_factory=dict)
 
 
+#: The seal types coffer knows, and the keys of their stanzas (Vault's names).
+SEAL_TYPES = ("shamir", "awskms")
+_SEAL_KEYS = {"shamir": frozenset({"disabled"}),
+              "awskms": frozenset({"disabled", "region", "kms_key_id", "endpoint", "access_key", "secret_key",
+                                   "session_token"})}
+#: Vault's awskms settings that coffer does not use (accepted quietly).
+_SEAL_IGNORED = frozenset({"name", "priority", "shared_credentials_file", "profile", "web_identity_token_file",
+                           "role_arn", "role_session_name"})
+_SEAL_EXAMPLE = 'seal "awskms" { region = "us-east-1" kms_key_id = "alias/coffer" }'
+
+
+@dataclass
+class SealStanza:
+    """A ``seal "<type>" { ... }`` block: its type, its options (strings), whether it is the disabled one of a
+    seal migration, and its line (for messages)."""
+
+    type: str
+    options: dict[str, str] = field(default_factory=dict)
+    disabled: bool = False
+    line: int | None = None
+
+
 @dataclass
 class ListenerConfig:
     """The ``listener "tcp" { ... }`` block."""
@@ -275,7 +294,19 @@ class ServerConfig:
     prometheus_retention_time: int = 0
     #: "standard" (text lines) or "json" (one JSON object per line).
     log_format: str = "standard"
+    #: The ``seal`` stanzas (none: Shamir); two, one of them disabled, while a seal migration is pending.
+    seals: list[SealStanza] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def seal(self) -> SealStanza:
+        """The seal in force: the stanza that is not disabled (Shamir when there is none)."""
+        return next((s for s in self.seals if not s.disabled), SealStanza("shamir"))
+
+    @property
+    def old_seal(self) -> SealStanza | None:
+        """The disabled stanza of a seal migration (the seal being migrated away from)."""
+        return next((s for s in self.seals if s.disabled), None)
 
 
 # --------------------------------------------------------------------------
@@ -285,6 +316,10 @@ class ServerConfig:
 def load_config(path: str | os.PathLike[str]) -> ServerConfig:
     """Read and check the configuration file at ``path``."""
     name = os.fspath(path)
+    return parse_config(_read_text(name), source=name)
+
+
+def _read_text(name: str) -> str:
     try:
         with open(name, "rb") as fh:
             raw = fh.read()
@@ -301,7 +336,39 @@ def load_config(path: str | os.PathLike[str]) -> ServerConfig:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError("the file is not valid UTF-8 text", source=name, line=line) from None
-    return parse_config(text, source=name)
+    return text
+
+
+#: The blocks of ``coffer operator migrate``'s config file (Vault's names).
+MIGRATION_BLOCKS = ("storage_source", "storage_destination")
+
+
+def load_migration_config(path: str | os.PathLike[str]) -> tuple[StorageConfig, StorageConfig]:
+    """The source and destination storage of the migration config file at ``path``.
+
+    Vault's format: ``storage_source "<type>" { ... }`` and ``storage_destination "<type>" { ... }``, each
+    checked as a server's ``storage`` block is.
+    """
+    name = os.fspath(path)
+    text = _read_text(name)
+    try:
+        data = hcl.loads(text)
+    except hcl.HclError as exc:
+        where = exc.opening or exc
+        raise ConfigError(where.reason, source=name, line=where.line, column=where.column) from None
+    if not isinstance(data, hcl.Object):
+        raise ConfigError("the configuration must be an object of settings", source=name)
+    builder = _Builder(name, data)
+    for key in data:
+        if str(key) not in MIGRATION_BLOCKS:
+            line = data.line_of(str(key))
+            raise builder.error(f'unknown key "{key}" in a migration config; it takes only storage_source and '
+                                "storage_destination blocks", line)
+    for key in MIGRATION_BLOCKS:
+        if key not in data:
+            raise builder.error(f'a "{key}" block is required, for example: {key} "sqlite" {{ path = '
+                                '"/var/lib/coffer/coffer.db" }')
+    return builder.storage_block(data, MIGRATION_BLOCKS[0]), builder.storage_block(data, MIGRATION_BLOCKS[1])
 
 
 def parse_config(text: str, source: str = "<config>") -> ServerConfig:
@@ -416,6 +483,7 @@ class _Builder:
             revocation_retry_window=self.positive_duration(data, "revocation_retry_window", 24 * 3600),
             prometheus_retention_time=self.telemetry(data),
             log_format=self.log_format(data),
+            seals=self.seals(data),
             warnings=self.warnings,
         )
 
@@ -426,10 +494,7 @@ class _Builder:
         if key in _HA_STORAGE_KEYS:
             raise self.error(f'"{key}" is not supported: for high availability set ha_enabled = "true" in the '
                              'storage "postgresql" block (it holds the lock itself)', line)
-        if key in _TOP_LEVEL_UNSUPPORTED:
-            self.warn(f'"{key}" is not supported (ignored): {_TOP_LEVEL_UNSUPPORTED[key]}', line)
-            return
-        known = _TOP_LEVEL_KEYS | _TOP_LEVEL_IGNORED | set(_TOP_LEVEL_UNSUPPORTED) | set(_HA_STORAGE_KEYS)
+        known = _TOP_LEVEL_KEYS | _TOP_LEVEL_IGNORED | set(_HA_STORAGE_KEYS)
         self.warn(f'unknown configuration key "{key}" (ignored){_did_you_mean(key, known)}', line)
 
     def check_repeated(self, key: str) -> None:
@@ -486,7 +551,10 @@ class _Builder:
                 'both "storage" and "backend" are set; they mean the same thing, so keep only "storage"',
                 self.line_of("backend"),
             )
-        key = present[0]
+        return self.storage_block(data, present[0])
+
+    def storage_block(self, data: dict[str, Any], key: str) -> StorageConfig:
+        """The one ``key "<type>" { ... }`` block (``storage``, or a migration's ``storage_source``...)."""
         line = self.line_of(key)
         found = self.blocks(key, data[key], _STORAGE_EXAMPLE)
         if len(found) > 1:
@@ -516,6 +584,69 @@ class _Builder:
                 line,
             )
         return StorageConfig(type=storage_type, options=options)
+
+    def seals(self, data: dict[str, Any]) -> list[SealStanza]:
+        if "seal" not in data:
+            return []
+        line = self.line_of("seal")
+        stanzas = []
+        found = self.blocks("seal", data["seal"], _SEAL_EXAMPLE)
+        lines = data.lines.get("seal", []) if isinstance(data, hcl.Object) else []
+        for index, (seal_type, body) in enumerate(found):
+            where = lines[index] if len(lines) == len(found) else line
+            if seal_type not in SEAL_TYPES:
+                raise self.error(f'seal type "{seal_type}" is not supported; use "awskms" or "shamir"', where)
+            options: dict[str, str] = {}
+            for name, value in body.items():
+                name = str(name)
+                name_line = body.line_of(name) if isinstance(body, hcl.Object) else None
+                value = self.single(f'seal "{seal_type}": option "{name}"', body, name, name_line or where)
+                if name in _SEAL_IGNORED:
+                    continue
+                if name not in _SEAL_KEYS[seal_type]:
+                    self.warn(f'seal "{seal_type}": unknown option "{name}" (ignored)'
+                              f"{_did_you_mean(name, _SEAL_KEYS[seal_type])}", name_line or where)
+                    continue
+                if isinstance(value, bool):
+                    value = "true" if value else "false"
+                options[name] = self.as_str(f'seal "{seal_type}": option "{name}"', value if not isinstance(
+                    value, int | float) else str(value), name_line or where)
+            disabled = self.as_bool(f'seal "{seal_type}": option "disabled"', options.pop("disabled", "false"),
+                                    where)
+            if seal_type == "awskms":
+                self.awskms_options(options, where)
+            stanzas.append(SealStanza(seal_type, options, disabled, where))
+        if len(stanzas) > 2:
+            raise self.error(f"at most two seal stanzas are allowed (the seal in force and, during a migration, "
+                             f"the old one with disabled = \"true\"); found {len(stanzas)}", line)
+        if len(stanzas) == 2:
+            enabled = [s for s in stanzas if not s.disabled]
+            if len(enabled) != 1:
+                raise self.error('two seal stanzas are a seal migration: exactly one of them must have '
+                                 'disabled = "true" (the seal being migrated away from)', stanzas[1].line)
+            if stanzas[0].type == stanzas[1].type:
+                raise self.error(f'two seal "{stanzas[0].type}" stanzas: a seal migration goes between two '
+                                 "different seal types", stanzas[1].line)
+        elif stanzas and stanzas[0].disabled and stanzas[0].type == "shamir":
+            raise self.error('seal "shamir" with disabled = "true" needs the new seal stanza beside it '
+                             '(for example seal "awskms" { ... })', stanzas[0].line)
+        return stanzas
+
+    def awskms_options(self, options: dict[str, str], line: int | None) -> None:
+        """Fill in what Vault's awskms seal takes from the environment, and check the key id is there."""
+        env = os.environ
+        if not options.get("kms_key_id") and env.get("VAULT_AWSKMS_SEAL_KEY_ID"):
+            options["kms_key_id"] = env["VAULT_AWSKMS_SEAL_KEY_ID"]
+        if not options.get("region"):
+            options["region"] = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        if not options.get("endpoint") and env.get("AWS_KMS_ENDPOINT"):
+            options["endpoint"] = env["AWS_KMS_ENDPOINT"]
+        if not options.get("kms_key_id"):
+            raise self.error('seal "awskms" needs "kms_key_id" (a KMS key id, ARN or alias; or set '
+                             "VAULT_AWSKMS_SEAL_KEY_ID)", line)
+        if bool(options.get("access_key")) != bool(options.get("secret_key")):
+            raise self.error('seal "awskms": set both "access_key" and "secret_key", or neither (then the AWS '
+                             "SDK's usual credentials are used: AWS_ACCESS_KEY_ID, ...)", line)
 
     def listener(self, data: dict[str, Any]) -> ListenerConfig:
         if "listener" not in data:

@@ -16,6 +16,7 @@ from typing import Any
 
 from coffer.client import save_token
 from coffer.config import DEFAULT_PROMETHEUS_RETENTION, ServerConfig, parse_address
+from coffer.core.autoseal import AwsKms
 from coffer.core.core import Core
 from coffer.core.expiration import PrefixResult
 from coffer.core.seal import SealConfigDamaged
@@ -73,6 +74,9 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
         core.enable_ha(api_addr, cluster_addr, heartbeat_interval=getattr(timings, "heartbeat_interval", 5.0))
     # Prometheus' format needs a telemetry block, as in Vault; a dev server has it on, and open, as OpenBao's.
     core.metrics.prometheus_retention = config.prometheus_retention_time or (DEFAULT_PROMETHEUS_RETENTION if dev else 0)
+    if not dev:  # a dev server is always Shamir with one key, as Vault's -dev without a seal stanza
+        kms = next((s for s in config.seals if s.type == "awskms"), None)
+        core.autoseal.configure(config.seal.type, AwsKms.from_options(kms.options) if kms else None)
     try:
         await core.load_seal_config()
     except SealConfigDamaged as exc:
@@ -116,6 +120,7 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
         loop.add_signal_handler(sig, stop)
     loop.add_signal_handler(signal.SIGHUP, core.audit.reopen)  # log rotation
     announce(f"coffer server listening on {scheme}://{listener.address} (storage: {config.storage.type})")
+    core.autoseal.start()  # awskms: unseal with KMS now, retrying in the background while KMS fails
     try:
         await server.serve()
     finally:

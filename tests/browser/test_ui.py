@@ -1,6 +1,6 @@
 """The web UI in a real (headless) Chromium against real servers: every click goes through coffer's HTTP API.
 
-Screenshots of the main pages land in docs/screenshots/ (linked from the README).
+Screenshots of the main pages are saved by ``shot`` (conftest: a temporary directory, or COFFER_SCREENSHOTS).
 """
 
 from __future__ import annotations

@@ -99,6 +99,25 @@ async def test_rekey_with_verification(sealed5):
     assert r.status_code == 400 and r.json()["errors"] == ["no rekey configuration found"]
 
 
+async def test_rekey_verification_with_shares_that_cannot_belong_together(sealed5):
+    """A new share that happens to carry an old share's x coordinate: the pair cannot combine, which says the
+    same as any wrong pair (not the new keys; start over), never an error about coordinates."""
+    app = sealed5
+    nonce = (await put(app, "sys/rekey/init", {"secret_shares": 2, "secret_threshold": 2,
+                                              "require_verification": True})).json()["nonce"]
+    for key in app.keys[:3]:
+        done = (await put(app, "sys/rekey/update", {"key": key, "nonce": nonce})).json()
+    vn = done["verification_nonce"]
+    old, new = bytes.fromhex(app.keys[0]), bytes.fromhex(done["keys"][0])
+    clash = (new[:-1] + old[-1:]).hex()  # a share of the new size with the old share's x coordinate
+    assert (await put(app, "sys/rekey/verify", {"key": app.keys[0], "nonce": vn})).json()["progress"] == 1
+    bad = await put(app, "sys/rekey/verify", {"key": clash, "nonce": vn})
+    assert bad.status_code == 400 and "not the new unseal keys" in bad.json()["errors"][0]
+    for key in done["keys"]:
+        last = (await put(app, "sys/rekey/verify", {"key": key, "nonce": vn})).json()
+    assert last == {"nonce": vn, "complete": True}
+
+
 async def test_rekey_refusals(sealed5):
     app = sealed5
     missing = await put(app, "sys/rekey/init", {"secret_threshold": 2})

@@ -182,6 +182,22 @@ def test_standby_forwards_kv_and_redirects_without_forwarding(cluster: Cluster) 
     assert r.headers["Location"] == f"{active.addr}/v1/secret/data/forwarded?version=1"
 
 
+def test_snapshot_save_and_restore_through_a_standby(cluster: Cluster) -> None:
+    """The active node restores while it keeps the HA lock (its writes are fenced by it) and serves on."""
+    standby = cluster.standbys()[0]
+    assert kv_put(standby, cluster.root, "snap", {"v": "before"}).ok
+    saved = requests.get(standby.url("sys/storage/raft/snapshot"), headers={"X-Vault-Token": cluster.root},
+                         timeout=30)
+    assert saved.status_code == 200 and len(saved.content) > 100
+    assert kv_put(standby, cluster.root, "snap", {"v": "after"}).ok
+    restored = requests.post(standby.url("sys/storage/raft/snapshot"), data=saved.content, timeout=30,
+                             headers={"X-Vault-Token": cluster.root, "Content-Type": "application/octet-stream"})
+    assert restored.status_code == 204, restored.text
+    read = standby.request("GET", "secret/data/snap", token=cluster.root)
+    assert read.status_code == 200 and read.json()["data"]["data"] == {"v": "before"}
+    assert cluster.active() is not None and kv_put(standby, cluster.root, "snap", {"v": "again"}).ok
+
+
 def test_forwarded_client_address_is_signed(cluster: Cluster) -> None:
     active = cluster.active()
     standby = cluster.standbys()[0]

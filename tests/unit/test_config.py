@@ -514,12 +514,55 @@ def test_listener_telemetry_and_log_format() -> None:
     assert "unauthenticated_metrics_access must be true or false" in str(err)
 
 
-def test_seal_is_not_supported() -> None:
-    config = parse(INMEM + PLAIN_LISTENER + 'seal "transit" {\n  address = "https://vault:8200"\n}\n')
-    (warning,) = config.warnings
-    assert '"seal" is not supported' in warning
-    assert "unknown" not in warning
-    assert warning.startswith("config.hcl: line 5: ")
+AWSKMS = 'seal "awskms" {\n  region = "eu-west-1"\n  kms_key_id = "alias/coffer"\n}\n'
+
+
+def test_seal_awskms_is_read_with_vaults_keys() -> None:
+    config = parse(INMEM + PLAIN_LISTENER + AWSKMS)
+    assert not config.warnings
+    assert config.seal.type == "awskms" and not config.seal.disabled and config.old_seal is None
+    assert config.seal.options == {"region": "eu-west-1", "kms_key_id": "alias/coffer"}
+
+
+def test_no_seal_stanza_is_shamir() -> None:
+    config = parse(INMEM + PLAIN_LISTENER)
+    assert config.seal.type == "shamir" and config.seals == [] and config.old_seal is None
+
+
+def test_seal_awskms_takes_vaults_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAULT_AWSKMS_SEAL_KEY_ID", "key-from-env")
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    monkeypatch.setenv("AWS_KMS_ENDPOINT", "http://127.0.0.1:5000")
+    config = parse(INMEM + PLAIN_LISTENER + 'seal "awskms" {\n}\n')
+    assert config.seal.options == {"kms_key_id": "key-from-env", "region": "ap-south-1",
+                                   "endpoint": "http://127.0.0.1:5000"}
+
+
+def test_seal_awskms_needs_a_key_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAULT_AWSKMS_SEAL_KEY_ID", raising=False)
+    with pytest.raises(ConfigError) as err:
+        parse(INMEM + PLAIN_LISTENER + 'seal "awskms" {\n  region = "us-east-1"\n}\n')
+    assert "line 5" in str(err.value) and "kms_key_id" in str(err.value)
+
+
+def test_two_seal_stanzas_with_one_disabled_are_a_migration() -> None:
+    config = parse(INMEM + PLAIN_LISTENER + AWSKMS + 'seal "shamir" {\n  disabled = "true"\n}\n')
+    assert config.seal.type == "awskms" and config.old_seal is not None and config.old_seal.type == "shamir"
+    back = parse(INMEM + PLAIN_LISTENER + AWSKMS.replace("{\n", '{\n  disabled = "true"\n', 1))
+    assert back.seal.type == "shamir" and back.old_seal is not None and back.old_seal.type == "awskms"
+
+
+@pytest.mark.parametrize("seals, line, says", [
+    (AWSKMS + 'seal "shamir" {\n}\n', 9, "exactly one of them must have disabled"),
+    (AWSKMS + AWSKMS.replace("{\n", '{\n  disabled = "true"\n', 1), 9, 'two seal "awskms" stanzas'),
+    ('seal "shamir" {\n  disabled = "true"\n}\n', 5, "needs the new seal stanza"),
+    ('seal "transit" {\n  address = "https://vault:8200"\n}\n', 5, 'seal type "transit" is not supported'),
+    (AWSKMS.replace("alias/coffer", 'alias/coffer"\n  access_key = "AKIA'), 5, "both"),
+])
+def test_ambiguous_seal_stanzas_are_errors_naming_the_line(seals: str, line: int, says: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse(INMEM + PLAIN_LISTENER + seals)
+    assert f"line {line}" in str(err.value) and says in str(err.value)
 
 
 def test_unknown_keys_in_json_are_warnings_too() -> None:
@@ -703,3 +746,44 @@ def test_a_block_then_a_value_of_one_name() -> None:
 def test_unclosed_comment_points_at_it() -> None:
     err = config_error(INMEM + PLAIN_LISTENER + "/* a comment\n")
     assert (err.line, err.column) == (5, 1) and "comment is never closed" in str(err)
+
+
+# -- coffer operator migrate's config (storage_source / storage_destination, Vault's format) ---------
+
+
+def test_migration_config_reads_both_blocks(tmp_path: Path) -> None:
+    from coffer.config import load_migration_config
+
+    path = tmp_path / "migrate.hcl"
+    path.write_text(textwrap.dedent("""\
+        storage_source "sqlite" {
+          path = "/var/lib/coffer/coffer.db"
+        }
+        storage_destination "postgresql" {
+          connection_url = "postgresql://coffer@db/coffer"
+          max_parallel   = 8
+        }
+    """))
+    source, destination = load_migration_config(path)
+    assert (source.type, source.options) == ("sqlite", {"path": "/var/lib/coffer/coffer.db"})
+    assert destination.type == "postgresql"
+    assert destination.options == {"connection_url": "postgresql://coffer@db/coffer", "max_parallel": "8"}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('storage_source "sqlite" { path = "a.db" }', 'a "storage_destination" block is required'),
+    ('storage_destination "sqlite" { path = "a.db" }', 'a "storage_source" block is required'),
+    ('storage_source "sqlite" { path = "a.db" }\nstorage_destination "raft" { path = "b" }',
+     'storage type "raft" is not supported'),
+    ('storage_source "sqlite" {}\nstorage_destination "sqlite" { path = "b.db" }', 'needs a "path"'),
+    ('storage "sqlite" { path = "a.db" }\nstorage_destination "sqlite" { path = "b.db" }', 'unknown key "storage"'),
+    ('storage_source "sqlite" { path = "a.db" }\nstorage_source "sqlite" { path = "c.db" }\n'
+     'storage_destination "sqlite" { path = "b.db" }', 'only one "storage_source" block is allowed'),
+])
+def test_migration_config_refusals(tmp_path: Path, text: str, message: str) -> None:
+    from coffer.config import load_migration_config
+
+    path = tmp_path / "migrate.hcl"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_migration_config(path)

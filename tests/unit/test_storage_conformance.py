@@ -561,3 +561,117 @@ def test_sqlite_keeps_its_locks_on_the_shm_file(tmp_path: Path) -> None:
         assert out == "refused"  # SQLite's dead-man-switch byte is still locked by this process
     finally:
         run(db.close())
+
+
+# -- snapshots: a consistent read of everything, and an atomic replacement ------------------------
+
+
+async def _collect(storage: Storage, batch_size: int = 1000) -> list[tuple[str, bytes]]:
+    out: list[tuple[str, bytes]] = []
+    async for batch in storage.snapshot(batch_size):
+        assert 0 < len(batch) <= batch_size
+        out += batch
+    return out
+
+
+async def _snapshot_file(storage: Storage, path: Path) -> Path:
+    from coffer.storage import snapshot
+
+    with path.open("wb") as fh:
+        async for chunk in snapshot.encode(storage.snapshot(7)):
+            fh.write(chunk)
+    return path
+
+
+SNAPSHOT_KEYS = ["core/keyring", "core/seal-config", "logical/a/b", "logical/a/c", "sys/expire/id/x", "z", "é/ü"]
+
+
+@pytest.mark.parametrize("target_kind", sorted(BACKENDS))
+def test_snapshot_restores_into_every_backend(storage: Storage, tmp_path: Path, target_kind: str) -> None:
+    from coffer.storage import snapshot
+
+    entries = {key: f"value of {key}".encode() + bytes(range(256)) for key in SNAPSHOT_KEYS}
+    entries.update({f"many/{i:05d}": bytes([i % 256]) * (i % 50) for i in range(40)})
+    run(storage.batch([Put(k, v) for k, v in entries.items()]))
+    assert run(_collect(storage, 3)) == sorted(entries.items())
+    path = run(_snapshot_file(storage, tmp_path / "snap.bin"))
+    with ExitStack() as stack:
+        target = BACKENDS[target_kind](tmp_path / "target", stack)
+        try:
+            run(target.batch([Put("stale/key", b"gone after the restore"), Put("logical/a/b", b"old")]))
+            with path.open("rb") as fh:
+                info = snapshot.read(fh, keep=("core/keyring",))
+                assert info.count == len(entries)
+                assert info.values == {"core/keyring": entries["core/keyring"]}
+                assert run(target.replace_all(snapshot.records(fh))) == len(entries)
+            assert run(_collect(target)) == sorted(entries.items())
+            assert run(target.get("stale/key")) is None
+            assert run(target.get("logical/a/b")) == entries["logical/a/b"]
+            assert run(target.list("logical/")) == ["a/"]
+        finally:
+            run(target.close())
+
+
+def test_snapshot_is_one_consistent_view(storage: Storage) -> None:
+    put_all(storage, [f"k/{i:02d}" for i in range(10)], b"before")
+
+    async def scenario() -> list[tuple[str, bytes]]:
+        seen: list[tuple[str, bytes]] = []
+        batches = storage.snapshot(3)
+        seen += await anext(batches)
+        # Writes after the snapshot began: none of them may show in its later batches.
+        await storage.batch([Put("k/05", b"after"), Delete("k/08"), Put("k/99", b"new")])
+        async for batch in batches:
+            seen += batch
+        return seen
+
+    seen = run(scenario())
+    assert seen == [(f"k/{i:02d}", b"before") for i in range(10)]
+    assert run(storage.get("k/05")) == b"after"  # the writes themselves went through
+
+
+def test_replace_all_is_atomic(storage: Storage) -> None:
+    put_all(storage, ["keep/a", "keep/b"], b"original")
+
+    def failing() -> Iterator[tuple[str, bytes]]:
+        yield "new/a", b"x"
+        yield "new/b", b"y"
+        raise ValueError("the snapshot broke off")
+
+    with pytest.raises(ValueError, match="broke off"):
+        run(storage.replace_all(failing()))
+    assert run(_collect(storage)) == [("keep/a", b"original"), ("keep/b", b"original")]
+    assert run(storage.replace_all(iter([]))) == 0
+    assert run(_collect(storage)) == []
+
+
+def test_snapshot_file_damage_is_detected(tmp_path: Path) -> None:
+    from coffer.storage import snapshot
+
+    source = InmemStorage()
+    run(source.batch([Put(f"k/{i}", bytes([i]) * 100) for i in range(50)]))
+    good = run(_snapshot_file(source, tmp_path / "good.bin")).read_bytes()
+
+    def check(data: bytes) -> str:
+        path = tmp_path / "bad.bin"
+        path.write_bytes(data)
+        with path.open("rb") as fh, pytest.raises(snapshot.SnapshotError) as caught:
+            snapshot.read(fh)
+        return str(caught.value)
+
+    with (tmp_path / "good.bin").open("rb") as fh:
+        assert snapshot.read(fh).count == 50
+    assert "truncated" in check(good[: len(good) // 2])
+    assert "truncated" in check(good[:-3])
+    assert "not a coffer snapshot" in check(b"hello, world\n" * 10)
+    assert "not a coffer snapshot" in check(b"")
+    assert "damaged" in check(good + b"x")
+    # A record changed and re-compressed consistently: only the checksum can tell.
+    import zlib
+
+    plain = bytearray(zlib.decompress(good[len(snapshot.MAGIC):]))
+    plain[20] ^= 0x01
+    assert "checksum" in check(snapshot.MAGIC + zlib.compress(bytes(plain)))
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0xFF
+    assert "damaged" in check(bytes(flipped))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import secrets
 import string
 import sys
@@ -14,8 +16,14 @@ from coffer.cli.output import table
 
 
 def _seal_rows(status: dict) -> list[tuple[str, object]]:
-    rows = [("Seal Type", status["type"]), ("Initialized", status["initialized"]), ("Sealed", status["sealed"]),
-            ("Total Shares", status["n"]), ("Threshold", status["t"])]
+    recovery = "Recovery " if status.get("recovery_seal") else ""
+    rows: list[tuple[str, object]] = [("Seal Type", status["type"])]
+    if recovery:
+        rows.append(("Recovery Seal Type", status.get("recovery_seal_type", "shamir")))
+    rows += [("Initialized", status["initialized"]), ("Sealed", status["sealed"]),
+             (f"Total {recovery}Shares", status["n"]), ("Threshold", status["t"])]
+    if status.get("migration"):
+        rows.append(("Seal Migration in Progress", True))
     if status["sealed"]:
         rows.append(("Unseal Progress", f"{status['progress']}/{status['t']}"))
     rows += [("Version", status["version"]), ("Storage Type", status["storage_type"]), ("HA Enabled", False)]
@@ -55,50 +63,82 @@ def operator() -> None:
       coffer operator seal
       coffer operator rekey -init -key-shares=3 -key-threshold=2
       coffer operator generate-root -generate-otp
+      coffer operator snapshot save backup.snap
+      coffer operator migrate -config=migrate.hcl
     """
 
 
 @operator.command("init")
-@flag("key-shares", type=int, default=5, show_default=True, help="How many unseal key shares to make.")
-@flag("key-threshold", type=int, default=3, show_default=True, help="How many shares unseal the server.")
+@flag("key-shares", type=int, default=None, help="How many unseal key shares to make (default 5; Shamir only).")
+@flag("key-threshold", type=int, default=None, help="How many shares unseal the server (default 3; Shamir only).")
+@flag("recovery-shares", type=int, default=None, help="Auto-unseal (awskms): how many recovery key shares to "
+      "make (default 5).")
+@flag("recovery-threshold", type=int, default=None, help="Auto-unseal: how many recovery key shares authorize "
+      "generate-root and seal migration (default 3).")
 @api_command
-def init(env: Env, key_shares: int, key_threshold: int) -> None:
-    """Initialize a new server: print the unseal keys and the root token.
+def init(env: Env, key_shares: int | None, key_threshold: int | None, recovery_shares: int | None,
+         recovery_threshold: int | None) -> None:
+    """Initialize a new server: print the unseal keys (recovery keys under auto-unseal) and the root token.
 
     \b
-    Example:
+    Examples:
       coffer operator init -key-shares=5 -key-threshold=3
+      coffer operator init -recovery-shares=5 -recovery-threshold=3
     """
-    body = env.client.write("sys/init", {"secret_shares": key_shares, "secret_threshold": key_threshold})
+    auto = env.client.request("GET", "sys/seal-status").body.get("type", "shamir") != "shamir"
+    data: dict[str, int] = {}
+    if not auto or key_shares is not None or key_threshold is not None:  # the server refuses what does not apply
+        data["secret_shares"] = 5 if key_shares is None else key_shares
+        data["secret_threshold"] = 3 if key_threshold is None else key_threshold
+    if auto or recovery_shares is not None or recovery_threshold is not None:
+        data["recovery_shares"] = 5 if recovery_shares is None else recovery_shares
+        data["recovery_threshold"] = 3 if recovery_threshold is None else recovery_threshold
+    body = env.client.write("sys/init", data)
     if env.raw:
         env.show(body)
+        return
+    if body.get("recovery_keys_base64"):
+        for i, key in enumerate(body["recovery_keys_base64"], 1):
+            click.echo(f"Recovery Key {i}: {key}")
+        click.echo(f"\nInitial Root Token: {body['root_token']}\n")
+        click.echo(f"The server is initialized with {data['recovery_shares']} recovery key shares and a recovery "
+                   f"key threshold of {data['recovery_threshold']}.\nIt unseals itself with its seal (AWS KMS); "
+                   "the recovery keys cannot unseal it, they authorize generate-root\nand seal migration. Keep "
+                   "them apart and safe.")
         return
     for i, key in enumerate(body["keys_base64"], 1):
         click.echo(f"Unseal Key {i}: {key}")
     click.echo(f"\nInitial Root Token: {body['root_token']}\n")
-    click.echo(f"The server is initialized with {key_shares} key shares and a key threshold of {key_threshold}.\n"
-               f"Give {key_threshold} of these keys to `coffer operator unseal` each time it starts sealed.\n"
+    click.echo(f"The server is initialized with {data['secret_shares']} key shares and a key threshold of "
+               f"{data['secret_threshold']}.\nGive {data['secret_threshold']} of these keys to `coffer operator "
+               "unseal` each time it starts sealed.\n"
                "Keep them apart and safe: without them the data cannot be decrypted.")
 
 
 @operator.command("unseal")
 @click.argument("key", required=False)
 @flag("reset", is_flag=True, help="Forget the key shares given so far.")
+@flag("migrate", is_flag=True, help="Finish a pending seal migration: give the old seal's keys (unseal keys from "
+      "Shamir, recovery keys from awskms).")
 @api_command
-def unseal(env: Env, key: str | None, reset: bool) -> None:
+def unseal(env: Env, key: str | None, reset: bool, migrate: bool) -> None:
     """Give one unseal key share (prompted without echo when omitted).
 
     \b
-    Example:
+    Examples:
       coffer operator unseal
       coffer operator unseal 2d5a...
+      coffer operator unseal -migrate 2d5a...
     """
     if reset:
         body = env.client.write("sys/unseal", {"reset": True})
     else:
         if not key:
             key = prompt_secret("Unseal Key")
-        body = env.client.write("sys/unseal", {"key": key.strip()})
+        data: dict[str, object] = {"key": key.strip()}
+        if migrate:
+            data["migrate"] = True
+        body = env.client.write("sys/unseal", data)
     _show_status(env, body)
 
 
@@ -370,3 +410,105 @@ def members(env: Env) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("    ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+@operator.group("snapshot")
+def snapshot() -> None:
+    """Save and restore a snapshot of the whole storage of a running server (online backups).
+
+    \b
+    Examples:
+      coffer operator snapshot save backup.snap
+      coffer operator snapshot restore backup.snap
+      coffer operator snapshot restore -force other-cluster.snap
+    """
+
+
+@snapshot.command("save")
+@click.argument("file", type=click.Path(dir_okay=False))
+@api_command
+def snapshot_save(env: Env, file: str) -> None:
+    """Save a snapshot of the server's storage to FILE (created 0600; needs sudo).
+
+    The server stays online; the snapshot is one consistent view of the storage. Its values are as
+    storage holds them (encrypted): restoring it needs the unseal keys it was taken with.
+
+    \b
+    Example:
+      coffer operator snapshot save backup.snap
+    """
+    target = os.path.abspath(file)
+    partial = f"{target}.partial-{os.getpid()}"
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create {partial}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            size = env.client.download("sys/storage/raft/snapshot", out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+    click.echo(f"Success! Snapshot saved to {file} ({size} bytes)")
+
+
+@snapshot.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@flag("force", is_flag=True, help="Restore even when the snapshot was taken with other unseal keys (the server "
+                                  "is then sealed: unseal it with the snapshot's keys).")
+@api_command
+def snapshot_restore(env: Env, file: str, force: bool) -> None:
+    """Replace the server's whole storage with the snapshot in FILE (needs sudo).
+
+    The file is checked whole first: a damaged one is refused and nothing changes. With the same unseal
+    keys the server reloads and goes on serving the restored data; a snapshot with other keys needs
+    -force and leaves the server sealed.
+
+    \b
+    Examples:
+      coffer operator snapshot restore backup.snap
+      coffer operator snapshot restore -force other-cluster.snap
+    """
+    path = "sys/storage/raft/snapshot-force" if force else "sys/storage/raft/snapshot"
+    with open(file, "rb") as fh:
+        env.client.upload("POST", path, fh, os.fstat(fh.fileno()).st_size)
+    status = env.client.request("GET", "sys/seal-status").body
+    if status.get("sealed"):
+        click.echo("Success! Snapshot restored. The server is sealed: unseal it with the snapshot's unseal keys "
+                   "(coffer operator unseal).")
+    else:
+        click.echo("Success! Snapshot restored; the server serves the restored data.")
+
+
+@operator.command("migrate")
+@flag("config", required=True, type=click.Path(dir_okay=False),
+      help='The migration config: storage_source "<type>" { ... } and storage_destination "<type>" { ... }.')
+@flag("start", default="", help="Copy only the keys from this one on (in key order): resumes a migration that "
+                                "stopped, into a destination that already holds the keys before it.")
+@flag("batch-size", type=click.IntRange(1, 100000), default=1000, show_default=True,
+      help="Keys copied per transaction.")
+@flag("reset", is_flag=True, help="Clear the migration lock a migration that died left in the source, then migrate.")
+def migrate(config: str, start: str, batch_size: int, reset: bool) -> None:
+    """Copy every key of one storage into another, offline (stop the servers first).
+
+    \b
+    Example migrate.hcl:
+      storage_source "sqlite" { path = "/var/lib/coffer/coffer.db" }
+      storage_destination "postgresql" { connection_url = "postgresql://coffer@db/coffer" }
+
+    \b
+    Examples:
+      coffer operator migrate -config=migrate.hcl
+      coffer operator migrate -config=migrate.hcl -start=sys/expire/
+    """
+    from coffer.migrate import MigrationError, run_migration  # offline: reaches storage, not a server
+
+    try:
+        run_migration(config, start=start, batch_size=batch_size, reset=reset)
+    except MigrationError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)

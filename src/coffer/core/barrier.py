@@ -117,6 +117,21 @@ class Barrier(Storage):
             await self._persist(self._root_key)
         return term
 
+    def opens_keyring(self, blob: bytes) -> bool:
+        """Whether the root key this unsealed barrier was opened with decrypts the keyring ``blob`` (a snapshot's)."""
+        self._check()
+        try:
+            AESGCM(self._root_key).decrypt(blob[_HEADER.size : _HEADER.size + _NONCE], blob[_HEADER.size + _NONCE :],
+                                           KEYRING_PATH.encode())
+        except (InvalidTag, ValueError):
+            return False
+        return True
+
+    def root_key(self) -> bytes:
+        """The root key this unsealed barrier was opened with (to open it again after a storage restore)."""
+        self._check()
+        return self._root_key
+
     def is_root_key(self, key: bytes) -> bool:
         """Whether ``key`` is the root key this unsealed barrier was opened with."""
         self._check()

@@ -14,12 +14,14 @@ import hmac
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from coffer import __version__
 from coffer.core.audit import AuditBroker
+from coffer.core.autoseal import AutoSeal
 from coffer.core.barrier import KEYRING_PATH, Barrier
 from coffer.core.cubbyhole import cubbyhole_backend
 from coffer.core.expiration import RETRY_WINDOW, ExpirationManager
@@ -32,6 +34,7 @@ from coffer.core.router import Router
 from coffer.core.seal import (
     SealConfig,
     SealManager,
+    SharesMismatch,
     check_shape,
     encode_token,
     idle_rekey,
@@ -103,6 +106,8 @@ class Core:
         self.pipeline = Pipeline(lambda: not self._serving, self.router, self.system, self.tokens, self.policies, self.audit,
                                  self.expiration, self.logins, self.wrapping)
         self._unseal_lock = asyncio.Lock()
+        #: The configured seal: Shamir unless the server's config says awskms (``core.autoseal``).
+        self.autoseal = AutoSeal(self)
         #: Unsealed and set up: requests are served (the barrier alone is also open while initializing).
         self._serving = False
         self._rollback_before = 0.0
@@ -137,38 +142,49 @@ class Core:
     async def load_seal_config(self) -> SealConfig | None:
         return await self.sealing.load()
 
-    async def initialize(self, shares: int, threshold: int, root_token_id: str | None = None) -> tuple[list[bytes], str]:
-        """Create the keyring and the root token; answer unseal keys and root token."""
+    async def initialize(self, shares: int, threshold: int, root_token_id: str | None = None,
+                         recovery_shares: int = 0, recovery_threshold: int = 0) -> tuple[list[bytes], str]:
+        """Create the keyring and the root token; answer unseal keys (recovery keys under awskms, which
+        unseals at once) and root token."""
+        auto = self.autoseal.configured != "shamir"
         # One init at a time (and none during an unseal): two concurrent inits
         # would interleave two keyrings in storage and brick the server.
         async with self._unseal_lock:
             if await self.sealing.load() is not None:
                 raise InvalidRequest("Vault is already initialized")
-            check_shape(shares, threshold)
+            if not auto:
+                check_shape(shares, threshold)
             if await self.physical.get(KEYRING_PATH) is not None:
                 raise InvalidRequest("the storage holds a keyring but no seal configuration: it was initialized "
                                      "before and its seal configuration is lost; restore it from a backup (an init "
                                      "would destroy every secret in it)")
             # Whatever is in storage without a keyring is left over from an init that died
             # half-way: encrypted under a keyring that was never kept.
+            root_key = AESGCM.generate_key(256)
+            seal_ops, keys = (await self.autoseal.init_ops(root_key, recovery_shares, recovery_threshold) if auto
+                              else ([], split(root_key, shares, threshold)))
             if self.ha is not None:  # every write of an HA storage is fenced by the lock
                 await self.ha.hold_for_init()
             await StorageView(self.physical, "").delete_tree()
-            root_key = AESGCM.generate_key(256)
             keyring = self.barrier.initialize(root_key)
             try:
                 await self._load()
                 await self.policies.ensure_default()
                 root_token, _ = await self.tokens.create(policies=["root"], parent=None, token_id=root_token_id,
                                                          display_name="root", path="auth/token/root")
-                config = SealConfig(shares, threshold)
-                await self.physical.batch([keyring, self.sealing.config_put(config)])
-                self.sealing.config = config
+                if not auto:
+                    config = SealConfig(shares, threshold)
+                    seal_ops = [self.sealing.config_put(config)]
+                    self.sealing.config = self.sealing.barrier_config = config
+                await self.physical.batch([keyring, *seal_ops])
             finally:
                 await self._unload()
-            return split(root_key, shares, threshold), root_token
+            if auto:  # stored: the seal unseals the server at once
+                await self.sealing.load()
+                await self.autoseal.open_with(root_key)
+            return keys, root_token
 
-    async def submit_unseal_key(self, key: bytes | None, reset: bool = False) -> None:
+    async def submit_unseal_key(self, key: bytes | None, reset: bool = False, migrate: bool = False) -> None:
         async with self._unseal_lock:
             if reset:
                 self.sealing.reset()
@@ -179,10 +195,22 @@ class Core:
             self.sealing.check(key)
             if not self.barrier.sealed:
                 return
+            autoseal = self.autoseal
+            if autoseal.migration != migrate:
+                raise InvalidRequest(f"migrate option not provided and seal migration is pending (from "
+                                     f"{autoseal.stored} to {autoseal.configured}): give the keys with migrate=true "
+                                     "(coffer operator unseal -migrate)"
+                                     if autoseal.migration else "migrate=true was given but no seal migration is "
+                                     "pending (the configuration's seal is the one the storage is sealed with)")
             root_key = self.sealing.add(key)
             if root_key is None:
                 return
-            await self._unseal_with(root_key)
+            if migrate:
+                await autoseal.migrate(root_key)
+            elif autoseal.recovery:
+                await autoseal.unseal_with_recovery_key(root_key)
+            else:
+                await self._unseal_with(root_key)
 
     async def _unseal_with(self, root_key: bytes) -> None:
         """Open the barrier with ``root_key`` and start serving: where every way of unsealing ends (the caller
@@ -229,6 +257,7 @@ class Core:
         if self.ha is not None:
             await self.ha.stop()
         self.sealing.rekey = self.sealing.root_generation = None
+        self.autoseal.forget()
         await self._deactivate()
         self.barrier.seal()
 
@@ -236,7 +265,42 @@ class Core:
         await self._unload()
         log.info("sealed")
 
+    async def restore_storage(self, keyring: bytes, replace: Callable[[], Awaitable[int]], force: bool) -> bool:
+        """Replace the whole storage by ``replace()`` (a snapshot restore) and reload everything from it.
+
+        When the root key in force opens ``keyring`` (the snapshot's), the server unseals again at once and
+        answers True. Otherwise, only with ``force``, it stays sealed (unseal with the snapshot's keys) and
+        answers False. Should ``replace`` fail, storage is untouched and the server unseals as it was.
+        """
+        async with self._unseal_lock:
+            if not self._serving:
+                raise Sealed()
+            same = self.barrier.opens_keyring(keyring)
+            if not same and not force:
+                raise InvalidRequest("the snapshot was taken from a store with other unseal keys (its keyring does "
+                                     "not open with this server's root key); restore it with -force "
+                                     "(sys/storage/raft/snapshot-force), then unseal with the snapshot's keys")
+            root_key = self.barrier.root_key()
+            if self.ha is not None:
+                await self._deactivate()  # the HA lock stays held: it fences the restore's writes
+            else:
+                await self._unload()
+            replaced = False
+            try:
+                count = await replace()
+                replaced = True
+                log.info("storage restored from a snapshot (%d entries)", count)
+            finally:
+                self.sealing.reset()
+                await self.sealing.load()
+                if self.ha is not None:
+                    await (self._activate() if same or not replaced else self._unload())
+                elif same or not replaced:
+                    await self._unseal_with(root_key)
+            return same
+
     async def shutdown(self) -> None:
+        await self.autoseal.stop()
         if not self.barrier.sealed:
             await self.seal()
         await self.physical.close()
@@ -249,6 +313,11 @@ class Core:
         return self.sealing.config
 
     def _check_root_key(self, root_key: bytes, what: str) -> None:
+        if self.autoseal.recovery:  # on a recovery seal, the key shares people hold make the recovery key
+            if not self.autoseal.check_recovery_key(root_key):
+                raise InvalidRequest(f"the keys given do not make the recovery key, so the {what} made no "
+                                     "progress; give the recovery keys again")
+            return
         if not self.barrier.is_root_key(root_key):
             raise InvalidRequest(f"the keys given do not make the root key, so the {what} made no progress; give "
                                  "the current unseal keys again")
@@ -258,8 +327,14 @@ class Core:
         rekey = self.sealing.rekey
         return rekey.status(config.secret_threshold) if rekey else idle_rekey(config.secret_threshold)
 
-    def rekey_init(self, shares: int, threshold: int, require_verification: bool = False) -> dict[str, object]:
+    def rekey_init(self, shares: int, threshold: int, require_verification: bool = False,
+                   recovery: bool = False) -> dict[str, object]:
         config = self._unsealed_config()
+        if recovery != self.autoseal.recovery:
+            raise InvalidRequest(f"this server is sealed with {self.autoseal.stored} and has recovery keys, not "
+                                 "unseal keys: rekey them with sys/rekey-recovery-key" if self.autoseal.recovery
+                                 else "this server has no recovery keys (its seal is shamir): rekey its unseal "
+                                 "keys with sys/rekey")
         return self.sealing.start_rekey(shares, threshold, require_verification).status(config.secret_threshold)
 
     def rekey_cancel(self) -> None:
@@ -309,7 +384,10 @@ class Core:
     async def rekey_verify_update(self, key: bytes, given_nonce: str | None) -> dict[str, object]:
         async with self._unseal_lock:
             self._unsealed_config()
-            made = self.sealing.rekey_verify_add(key, given_nonce)
+            try:
+                made: bytes | None = self.sealing.rekey_verify_add(key, given_nonce)
+            except SharesMismatch:
+                made = b""  # shares that cannot belong together are not the new keys either
             rekey = self.sealing.rekey
             assert rekey is not None
             if made is None:
@@ -321,8 +399,13 @@ class Core:
             return {"nonce": rekey.verification_nonce, "complete": True}
 
     async def _install_root_key(self, root_key: bytes, config: SealConfig) -> None:
+        if self.autoseal.recovery:  # a rekey of the recovery keys: the root key stays
+            await self.autoseal.install_recovery_key(root_key, config)
+            self.sealing.rekey = None
+            return
         await self.barrier.rekey(root_key, [self.sealing.config_put(config)])
-        self.sealing.config, self.sealing.rekey = config, None
+        self.sealing.config = self.sealing.barrier_config = config
+        self.sealing.rekey = None
         log.info("rekeyed: %d key shares, threshold %d", config.secret_shares, config.secret_threshold)
 
     def generate_root_status(self) -> dict[str, object]:
@@ -412,7 +495,9 @@ class Core:
     def status(self) -> dict[str, object]:
         config = self.sealing.config
         return {
-            "type": "shamir",
+            # The configured seal, also while a migration to it is pending (as Vault/OpenBao); t and n are
+            # those of the keys to give (the old seal's during a migration).
+            "type": self.autoseal.configured,
             "initialized": config is not None,
             "sealed": self.sealed,
             "t": config.secret_threshold if config else 0,
@@ -421,8 +506,9 @@ class Core:
             "nonce": "",
             "version": __version__,
             "build_date": "",
-            "migration": False,
-            "recovery_seal": False,
+            "migration": self.autoseal.migration,
+            "recovery_seal": self.autoseal.configured != "shamir",
+            **({"recovery_seal_type": "shamir"} if self.autoseal.configured != "shamir" else {}),
             "storage_type": self.storage_type,
         }
 

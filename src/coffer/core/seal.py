@@ -30,6 +30,8 @@ from coffer.errors import CofferError, InvalidRequest
 from coffer.storage.base import Put, Storage
 
 SEAL_CONFIG_PATH = "core/seal-config"
+#: Shares and threshold of the recovery keys, on a seal that has them (awskms; see ``core.autoseal``).
+RECOVERY_CONFIG_PATH = "core/recovery-config"
 ROOT_KEY_SIZE = 32
 
 
@@ -43,6 +45,9 @@ class SealConfigDamaged(CofferError):
 class SealConfig:
     secret_shares: int
     secret_threshold: int
+    #: "shamir" or "awskms" for the stored seal configuration ("recovery" for the recovery keys' one); a
+    #: store written before auto-unseal has no type: Shamir.
+    type: str = "shamir"
 
     @property
     def share_size(self) -> int:
@@ -76,11 +81,15 @@ def split(root_key: bytes, shares: int, threshold: int) -> list[bytes]:
     return [root_key] if shares == 1 else shamir.split(root_key, shares, threshold)
 
 
+class SharesMismatch(InvalidRequest):
+    """Shares that cannot come from one split (e.g. two with the same x coordinate)."""
+
+
 def combine(shares: list[bytes]) -> bytes:
     try:
         return shares[0] if len(shares) == 1 else shamir.combine(shares)
     except ValueError as exc:
-        raise InvalidRequest(f"the key shares do not combine: {exc}") from None
+        raise SharesMismatch(f"the key shares do not combine: {exc}") from None
 
 
 def nonce() -> str:
@@ -171,6 +180,10 @@ class SealManager:
 
     def __init__(self, physical: Storage) -> None:
         self.physical = physical
+        #: The stored seal configuration (``core/seal-config``).
+        self.barrier_config: SealConfig | None = None
+        #: The configuration of the keys people hold: the unseal keys' (the same as ``barrier_config``) on
+        #: Shamir, the recovery keys' on awskms. Every key ceremony counts shares against it.
         self.config: SealConfig | None = None
         self._shares: list[bytes] = []
         self.rekey: Rekey | None = None
@@ -179,15 +192,30 @@ class SealManager:
     async def load(self) -> SealConfig | None:
         raw = await self.physical.get(SEAL_CONFIG_PATH)
         if raw is None:
-            self.config = None
+            self.config = self.barrier_config = None
             return None
-        try:
-            self.config = SealConfig(**orjson.loads(raw))
-            check_shape(self.config.secret_shares, self.config.secret_threshold)
-        except (orjson.JSONDecodeError, TypeError, InvalidRequest) as exc:
-            raise SealConfigDamaged(f"the seal configuration at {SEAL_CONFIG_PATH} is damaged ({exc}); restore "
-                                    "the storage from a backup") from None
+        barrier_config = self._parse(SEAL_CONFIG_PATH, raw)
+        config = barrier_config
+        if barrier_config.type != "shamir":
+            recovery = await self.physical.get(RECOVERY_CONFIG_PATH)
+            if recovery is None:
+                raise SealConfigDamaged(f"the storage is sealed with {barrier_config.type} but has no recovery "
+                                        f"configuration at {RECOVERY_CONFIG_PATH}; restore it from a backup")
+            config = self._parse(RECOVERY_CONFIG_PATH, recovery)
+        self.barrier_config, self.config = barrier_config, config
         return self.config
+
+    @staticmethod
+    def _parse(path: str, raw: bytes) -> SealConfig:
+        try:
+            config = SealConfig(**orjson.loads(raw))
+            check_shape(config.secret_shares, config.secret_threshold)
+            if config.type not in ("shamir", "awskms", "recovery"):
+                raise InvalidRequest(f"unknown seal type {config.type!r}")
+        except (orjson.JSONDecodeError, TypeError, InvalidRequest) as exc:
+            raise SealConfigDamaged(f"the seal configuration at {path} is damaged ({exc}); restore "
+                                    "the storage from a backup") from None
+        return config
 
     def config_put(self, config: SealConfig) -> Put:
         return Put(SEAL_CONFIG_PATH, orjson.dumps(asdict(config)))

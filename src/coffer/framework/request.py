@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, BinaryIO
 
 from coffer.framework.storage import UNROUTED, StorageView
 from coffer.storage.base import Op
@@ -160,6 +160,8 @@ class Request:
     #: them to any answer; an engine that can page in storage reads them to fetch only that page.
     list_after: str = ""
     list_limit: int = 0
+    #: A body that is not JSON (a snapshot to restore), spooled by http/ into a private temporary file.
+    upload: BinaryIO | None = None
 
     @property
     def mount_point(self) -> str:
@@ -188,6 +190,8 @@ class Response:
     raw: bool = False
     #: A raw answer that is not JSON (sys/metrics in Prometheus' text format): its bytes and content type.
     body: bytes | None = None
+    #: A raw answer too large to hold at once (a snapshot): its chunks, sent as they come (with content_type).
+    stream: AsyncIterator[bytes] | None = None
     content_type: str = ""
     status: int | None = None
     # sys/mounts* and friends also copy data's keys to the top level.

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -36,6 +37,8 @@ _WRITE_METHODS = {"PUT", "POST"}
 # replace a whole secret with the patch. Engines without a patch handler answer 405, as Vault does.
 _BODY_METHODS = {"PUT", "POST", "PATCH"}
 MERGE_PATCH = "application/merge-patch+json"
+#: Paths whose PUT/POST body is not JSON but a file (a snapshot to restore): spooled, handed over as req.upload.
+RAW_UPLOAD_PATHS = frozenset({"sys/storage/raft/snapshot", "sys/storage/raft/snapshot-force"})
 
 
 _monotonic = time.monotonic
@@ -139,13 +142,14 @@ def page_keys(data: dict[str, Any], after: str, limit: int) -> dict[str, Any]:
 
 
 class RawBody:
-    """A response body that is not JSON (sys/metrics in Prometheus' format)."""
+    """A response body that is not JSON (sys/metrics in Prometheus' format), or a stream of chunks (a snapshot)."""
 
-    __slots__ = ("content", "content_type")
+    __slots__ = ("content", "content_type", "stream")
 
-    def __init__(self, content: bytes, content_type: str) -> None:
+    def __init__(self, content: bytes, content_type: str, stream: AsyncIterator[bytes] | None = None) -> None:
         self.content = content
         self.content_type = content_type
+        self.stream = stream
 
 
 def envelope(req: Request, resp: Response) -> dict[str, Any]:
@@ -214,7 +218,10 @@ class App:
         elif isinstance(payload, RawBody):
             headers = [(b"content-type", payload.content_type.encode()), (b"cache-control", b"no-store")]
             await send({"type": "http.response.start", "status": status, "headers": headers + extra})
-            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload.content})
+            if payload.stream is not None:
+                await self._send_stream(payload.stream, send, method == "HEAD")
+            else:
+                await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload.content})
         else:
             body = orjson.dumps(payload)
             await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS + extra})
@@ -228,6 +235,25 @@ class App:
                          ended - started) if req is not None else ("", "unknown", status, ended - started))
         if len(answered) >= FLUSH_AT:
             self._flush()
+
+    @staticmethod
+    async def _send_stream(stream: AsyncIterator[bytes], send: Any, head: bool) -> None:
+        """Send ``stream``'s chunks as they come. Should it fail half-way, the body is cut off there (the status
+        is already sent) and the connection dropped: a snapshot cut short is refused as truncated by a restore."""
+        try:
+            if not head:
+                async for chunk in stream:
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except Exception:
+            # The answer is never completed: the connection is dropped, so the client sees it cut short.
+            log.exception("a streamed answer failed half-way; its connection is dropped")
+            raise
+        finally:
+            closer = getattr(stream, "aclose", None)
+            if closer is not None:
+                await closer()
+        await send({"type": "http.response.body", "body": b""})
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -289,10 +315,13 @@ class App:
                 # A request that would be refused anyway (sealed, no valid token) is refused
                 # before its body is buffered.
                 await self.core.pipeline.admit(req)
-                body = await self.bodies.read(receive, _content_length(headers))
-                if method in _BODY_METHODS:
-                    req.data = self.bodies.parse(body, headers.get("content-type", ""))
-                del body
+                if method in _WRITE_METHODS and path in RAW_UPLOAD_PATHS:
+                    req.upload = await self.bodies.spool(receive, _content_length(headers))
+                else:
+                    body = await self.bodies.read(receive, _content_length(headers))
+                    if method in _BODY_METHODS:
+                        req.data = self.bodies.parse(body, headers.get("content-type", ""))
+                    del body
             if operation == LIST:
                 req.list_after = query.pop("after", "")
                 req.list_limit = _list_limit(query.pop("limit", ""))
@@ -314,6 +343,9 @@ class App:
             request_id = req.request_id if req else "-"
             log.exception("internal error serving %s %s (request %s)", method, scope.get("path"), request_id)
             return 500, {"errors": [f"internal error; the server log has details (request id {request_id})"]}, req
+        finally:
+            if req is not None and req.upload is not None:
+                req.upload.close()
         return (*self._render(req, resp), req)
 
     def _local(self, path: str) -> bool:
@@ -358,6 +390,8 @@ class App:
             if req.operation in (READ, LIST):
                 return 404, {"errors": []}
             return 204, None
+        if resp.stream is not None:
+            return resp.status or 200, RawBody(b"", resp.content_type or "application/octet-stream", resp.stream)
         if resp.body is not None:
             return resp.status or 200, RawBody(resp.body, resp.content_type or "application/octet-stream")
         if resp.raw:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qsl
 
 import orjson
@@ -21,6 +22,8 @@ from coffer.errors import CofferError, InvalidRequest, PayloadTooLarge
 #: Vault's listener defaults.
 MAX_REQUEST_SIZE = 32 * 1024 * 1024
 READ_TIMEOUT = 30.0
+#: The largest raw upload (a snapshot to restore): spooled to a temporary file, never held in memory.
+MAX_UPLOAD_SIZE = 64 * 1024 * 1024 * 1024
 #: orjson writes at most 254 levels; responses, audit entries and wrapped responses add a few.
 MAX_JSON_DEPTH = 200
 _INT64 = 2**63
@@ -100,6 +103,41 @@ class BodyReader:
         if length is not None and len(body) != length:
             raise InvalidRequest(f"the request body has {len(body)} bytes but Content-Length says {length}")
         return body
+
+    async def spool(self, receive: Any, length: int | None) -> BinaryIO:
+        """The whole body in a private temporary file (mode 0600, already unlinked), read from its start.
+
+        For raw uploads (a snapshot to restore): the body may be far larger than max_request_size, so the
+        listener's read timeout applies to each piece of it rather than to the whole.
+        """
+        if length is not None and length > MAX_UPLOAD_SIZE:
+            raise PayloadTooLarge(f"the upload is larger than {MAX_UPLOAD_SIZE} bytes")
+        file = cast(BinaryIO, tempfile.TemporaryFile())  # handed to the request; http/ closes it
+        size = 0
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(receive(), timeout=self.limits.read_timeout)
+                except TimeoutError:
+                    raise RequestTimeout(f"the upload stalled for {self.limits.read_timeout:g}s (the listener's "
+                                         "http_read_timeout)") from None
+                if message["type"] == "http.disconnect":
+                    raise ClientGone("the client disconnected before the upload was complete")
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > MAX_UPLOAD_SIZE:
+                        raise PayloadTooLarge(f"the upload is larger than {MAX_UPLOAD_SIZE} bytes")
+                    file.write(chunk)
+                if not message.get("more_body"):
+                    break
+            if length is not None and size != length:
+                raise InvalidRequest(f"the request body has {size} bytes but Content-Length says {length}")
+            file.seek(0)
+        except BaseException:
+            file.close()
+            raise
+        return file
 
     def parse(self, body: bytes | bytearray, content_type: str) -> dict[str, Any]:
         """Request data from a JSON object (or a form) body."""

@@ -12,7 +12,7 @@ import asyncio
 import builtins
 import datetime
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -197,6 +197,21 @@ class Storage(ABC):
                 start = prefix + rest[:folder] + AFTER_SLASH  # jump over the folder's keys
                 break
         return found[:limit] if limit else found
+
+    def snapshot(self, batch_size: int = 1000) -> AsyncIterator[builtins.list[tuple[str, bytes]]]:
+        """Every entry, in key order and in batches of at most ``batch_size``, as of one moment.
+
+        The backends read through one consistent view (a read transaction), so writes made while the
+        batches are consumed are not seen. Close the iterator (``contextlib.aclosing``) when stopping early.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot take a snapshot")
+
+    async def replace_all(self, records: Iterable[tuple[str, bytes]]) -> int:
+        """Replace everything stored with ``records`` (distinct keys), in one atomic step; answers how many.
+
+        When iterating ``records`` raises, or a record cannot be stored, nothing at all changes.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot be replaced from a snapshot")
 
     def ha_lock(self, identity: str, value: str) -> HALock | None:
         """A handle on this storage's HA lock for ``identity``, or None when it has no HA.

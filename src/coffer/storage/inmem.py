@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 from sortedcontainers import SortedDict
 
@@ -89,3 +89,17 @@ class InmemStorage(Storage):
                 self._data.pop(key, None)
             else:
                 self._data[key] = value
+
+    async def snapshot(self, batch_size: int = 1000) -> AsyncIterator[builtins.list[tuple[str, bytes]]]:
+        """Every entry in key order, as of the call (a copy of the item list is taken at once)."""
+        items = list(self._data.items())
+        for i in range(0, len(items), max(1, batch_size)):
+            yield items[i : i + batch_size]
+
+    async def replace_all(self, records: Iterable[tuple[str, bytes]]) -> int:
+        """Swap in a new dict built from ``records`` (the old one stays if building it fails)."""
+        fresh: SortedDict[str, bytes] = SortedDict()
+        for key, value in records:
+            fresh[check_key(key)] = check_value(value)
+        self._data = fresh
+        return len(fresh)

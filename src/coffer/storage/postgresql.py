@@ -810,6 +810,49 @@ class PostgresqlStorage(Storage):
                 elif keys:
                     await conn.execute(self._sql.delete_many, (keys,))
 
+    # -- snapshots ---------------------------------------------------------------------
+
+    async def snapshot(self, batch_size: int = 1000) -> AsyncIterator[builtins.list[tuple[str, bytes]]]:
+        """Every entry in key order, through one REPEATABLE READ, READ ONLY transaction (one snapshot of the
+        database) and a server-side cursor, so that neither a write made meanwhile nor the table's size shows."""
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            # A slow reader of the snapshot leaves this transaction idle between batches; it holds no lock
+            # a takeover needs, so the session's short idle timeout (see _configure) does not apply to it.
+            await conn.execute("SELECT set_config('idle_in_transaction_session_timeout', '600000', true)")
+            cursor = conn.cursor("coffer_snapshot", binary=True)
+            try:
+                await cursor.execute(sql.SQL("SELECT key, value FROM {} ORDER BY key").format(self._sql.kv))
+                while rows := await cursor.fetchmany(max(1, batch_size)):
+                    yield [(key, bytes(value)) for key, value in rows]
+            finally:
+                await cursor.close()
+
+    async def replace_all(self, records: Iterable[tuple[str, bytes]]) -> int:
+        """Empty the table and COPY ``records`` in, in one transaction (fenced by the HA lock like any
+        write, and holding the table-wide write lock so no other node's write interleaves)."""
+        fence = self._fence()
+        count = 0
+        try:
+            async with self._connection() as conn, conn.transaction():
+                if fence is not None:
+                    cur = await conn.execute(self._sql.fence, (LOCK_KEY, fence.identity))
+                    if await cur.fetchone() is None:
+                        error = LockLost("the lock expired or another node took it over")
+                        fence._lose(error.reason)
+                        raise error
+                await conn.execute(_LOCK_TABLE, self._lock_ns)
+                await conn.execute(sql.SQL("DELETE FROM {}").format(self._sql.kv))
+                copy_in = sql.SQL("COPY {} (key, value) FROM STDIN (FORMAT BINARY)").format(self._sql.kv)
+                async with conn.cursor().copy(copy_in) as copy:
+                    copy.set_types(["text", "bytea"])
+                    for key, value in records:
+                        await copy.write_row((_writable_key(key), check_value(value)))
+                        count += 1
+        finally:
+            self.drop_cache()
+        return count
+
     # -- HA ----------------------------------------------------------------------------
 
     @contextlib.contextmanager

@@ -15,7 +15,8 @@ import mmap
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
@@ -39,6 +40,8 @@ _DELETE = "DELETE FROM kv WHERE key = ?"
 _FIRST_FROM = "SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT 1"
 _FIRST_AFTER = "SELECT key FROM kv WHERE key > ? AND key < ? ORDER BY key LIMIT 1"
 _SCAN = "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?"
+_SCAN_ALL_FROM = "SELECT key, value FROM kv WHERE key >= ? ORDER BY key LIMIT ?"
+_SCAN_ALL_AFTER = "SELECT key, value FROM kv WHERE key > ? ORDER BY key LIMIT ?"
 
 
 def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
@@ -394,6 +397,60 @@ class SqliteStorage(Storage):
                 conn.execute("ROLLBACK")
             return [exc] * len(batches)
         return outcomes
+
+    # -- snapshots ---------------------------------------------------------------
+
+    async def snapshot(self, batch_size: int = 1000) -> AsyncIterator[builtins.list[tuple[str, bytes]]]:
+        """Every entry in key order, read in one read transaction of a connection of its own.
+
+        In WAL mode that transaction sees the database as of its first read, whatever is committed
+        meanwhile, and blocks no writer. Each batch is a short indexed range read on the event loop.
+        """
+        if self._closed:
+            raise RuntimeError(f"SQLite storage {self.path!r} is closed")
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("BEGIN")
+            rows = conn.execute(_SCAN_ALL_FROM, ("", max(1, batch_size))).fetchall()
+            while rows:
+                batch = [(key, value) for key, value in rows]
+                yield batch
+                rows = conn.execute(_SCAN_ALL_AFTER, (batch[-1][0], max(1, batch_size))).fetchall()
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    async def replace_all(self, records: Iterable[tuple[str, bytes]]) -> int:
+        """Empty the table and insert ``records``, in one transaction on the writer thread.
+
+        The writer runs one job at a time, so queued writes come before or after it, never inside.
+        """
+        if self._closed:
+            raise RuntimeError(f"SQLite storage {self.path!r} is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer_pool, self._replace_all, records)
+
+    def _replace_all(self, records: Iterable[tuple[str, bytes]]) -> int:
+        conn = self._writer
+        count = 0
+
+        def rows() -> Iterable[tuple[str, bytes]]:
+            nonlocal count
+            for key, value in records:
+                count += 1
+                yield check_key(key), check_value(value)
+
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM kv")
+            conn.executemany(_PUT, rows())
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return count
 
     # -- lifecycle -------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from coffer.core.system import (
     mounts,
     policies,
     rootkeys,
+    snapshot,
     ui_mounts,
     wrapping,
 )
@@ -48,10 +49,11 @@ def system_backend(core: Core) -> Backend:
             *ui_mounts.paths(core.router, core.tokens, core.policies),
             *metrics.paths(core.metrics),
             *ha.paths(core),
+            *snapshot.paths(core),
         ],
         help=HELP,
         unauthenticated=(*lifecycle.UNAUTHENTICATED, *rootkeys.UNAUTHENTICATED, *wrapping.UNAUTHENTICATED,
                          *ui_mounts.UNAUTHENTICATED),
         sudo_paths=(*lifecycle.SUDO, *rootkeys.SUDO, *mounts.SUDO, *audit.SUDO, *keys.SUDO, *leases.SUDO,
-                    *ha.SUDO),
+                    *ha.SUDO, *snapshot.SUDO),
     )

@@ -9,6 +9,7 @@ import base64
 import time
 from typing import Any, Protocol
 
+from coffer.core.autoseal import AutoSeal
 from coffer.core.seal import SealConfig, SealManager, decode_key
 from coffer.errors import InvalidRequest
 from coffer.framework.backend import Path
@@ -27,6 +28,7 @@ class Lifecycle(Protocol):
 
     physical: Storage
     sealing: SealManager
+    autoseal: AutoSeal
 
     @property
     def sealed(self) -> bool: ...
@@ -38,9 +40,10 @@ class Lifecycle(Protocol):
 
     async def load_seal_config(self) -> SealConfig | None: ...
 
-    async def initialize(self, shares: int, threshold: int) -> tuple[list[bytes], str]: ...
+    async def initialize(self, shares: int, threshold: int, root_token_id: str | None = None,
+                         recovery_shares: int = 0, recovery_threshold: int = 0) -> tuple[list[bytes], str]: ...
 
-    async def submit_unseal_key(self, key: bytes | None, reset: bool = False) -> None: ...
+    async def submit_unseal_key(self, key: bytes | None, reset: bool = False, migrate: bool = False) -> None: ...
 
     async def seal(self) -> None: ...
 
@@ -68,15 +71,36 @@ def paths(server: Lifecycle) -> list[Path]:
         return raw({"initialized": await server.load_seal_config() is not None})
 
     async def init(req: Request, d: FieldData) -> Response:
-        d.require("secret_shares", "secret_threshold")
-        if d["pgp_keys"] or d["root_token_pgp_key"]:
+        if d["pgp_keys"] or d["root_token_pgp_key"] or d["recovery_pgp_keys"]:
             # never hand out plaintext keys to a caller who asked for them encrypted
-            raise InvalidRequest("pgp_keys and root_token_pgp_key are not supported; "
+            raise InvalidRequest("pgp_keys, recovery_pgp_keys and root_token_pgp_key are not supported; "
                                  "initialize without them to receive the keys in plaintext")
-        keys, root_token = await server.initialize(d["secret_shares"], d["secret_threshold"])
+        if server.autoseal.configured == "shamir":
+            if d["recovery_shares"] or d["recovery_threshold"]:
+                raise InvalidRequest("parameters recovery_shares,recovery_threshold not applicable to seal type "
+                                     "shamir")
+            d.require("secret_shares", "secret_threshold")
+            keys, root_token = await server.initialize(d["secret_shares"], d["secret_threshold"])
+            return raw({
+                "keys": [k.hex() for k in keys],
+                "keys_base64": [base64.b64encode(k).decode() for k in keys],
+                "root_token": root_token,
+            })
+        # An auto-unseal seal keeps the root key itself: the keys people hold are recovery keys, and
+        # secret_shares/secret_threshold are refused (as Vault and OpenBao do).
+        if d["secret_shares"] or d["secret_threshold"]:
+            raise InvalidRequest(f"parameters secret_shares,secret_threshold not applicable to seal type "
+                                 f"{server.autoseal.configured}; give recovery_shares and recovery_threshold")
+        d.require("recovery_shares", "recovery_threshold")
+        keys, root_token = await server.initialize(1, 1, recovery_shares=d["recovery_shares"],
+                                                   recovery_threshold=d["recovery_threshold"])
+        recovery_b64 = [base64.b64encode(k).decode() for k in keys]
         return raw({
-            "keys": [k.hex() for k in keys],
-            "keys_base64": [base64.b64encode(k).decode() for k in keys],
+            "keys": [],
+            "keys_base64": [],
+            "recovery_keys": [k.hex() for k in keys],
+            "recovery_keys_base64": recovery_b64,
+            "recovery_keys_b64": recovery_b64,
             "root_token": root_token,
         })
 
@@ -88,7 +112,7 @@ def paths(server: Lifecycle) -> list[Path]:
         if not d["reset"] and not d["key"]:
             raise InvalidRequest("'key' must be specified in request body as JSON, or 'reset' set to true")
         key = decode_key(d["key"]) if d["key"] and not d["reset"] else None  # reset wins, as in Vault
-        await server.submit_unseal_key(key, reset=d["reset"])
+        await server.submit_unseal_key(key, reset=d["reset"], migrate=bool(d["migrate"]))
         return raw(server.status())
 
     async def seal(req: Request, d: FieldData) -> None:
@@ -132,14 +156,17 @@ def paths(server: Lifecycle) -> list[Path]:
             "pgp_keys": Field(L, "Not supported; must be empty."),
             "root_token_pgp_key": Field(S, "Not supported; must be empty."),
             "stored_shares": Field(I, "Ignored."),
-            "recovery_shares": Field(I, "Ignored."),
-            "recovery_threshold": Field(I, "Ignored."),
+            "recovery_shares": Field(I, "Under an auto-unseal seal (awskms): how many recovery key shares to make."),
+            "recovery_threshold": Field(I, "Under an auto-unseal seal: how many recovery key shares authorize "
+                                           "generate-root, unseal of a sealed node and seal migration."),
+            "recovery_pgp_keys": Field(L, "Not supported; must be empty."),
         }, synopsis="Initialize a new server: create the keys and the root token."),
         Path("seal-status", {"read": seal_status}, synopsis="The seal status."),
         Path("unseal", {"write": unseal}, {
-            "key": Field(S, "One unseal key share, hex or base64."),
+            "key": Field(S, "One unseal key share (a recovery key share on an auto-unseal seal), hex or base64."),
             "reset": Field(B, "Forget the shares given so far.", default=False),
-            "migrate": Field(B, "Ignored."),
+            "migrate": Field(B, "Give the keys of the old seal to finish a pending seal migration (on every key "
+                                "of it).", default=False),
         }, synopsis="Give one unseal key share."),
         Path("seal", {"write": seal}, synopsis="Seal the server (needs sudo)."),
         Path("health", {"read": health}, HEALTH_FIELDS, synopsis="Health: 200 active, 429 standby, 503 sealed, 501 uninitialized."),

@@ -17,7 +17,8 @@ from coffer.framework.request import Request, Response
 
 S, I, B, L = FieldType.STRING, FieldType.INT, FieldType.BOOL, FieldType.COMMA_LIST
 
-UNAUTHENTICATED = ("rekey/init", "rekey/update", "rekey/verify", "generate-root/attempt", "generate-root/update")
+UNAUTHENTICATED = ("rekey/init", "rekey/update", "rekey/verify", "rekey-recovery-key/init", "rekey-recovery-key/update",
+                   "rekey-recovery-key/verify", "generate-root/attempt", "generate-root/update")
 SUDO = ("rekey/backup", "rekey/recovery-key-backup", "rotate/root/*", "generate-root-token/*")
 #: OpenBao's authenticated spellings of the same ceremonies (its bao CLI uses them): a token with sudo, an envelope.
 AUTHENTICATED_ALIASES = {"rekey/": "rotate/root/", "generate-root/": "generate-root-token/"}
@@ -28,7 +29,8 @@ class KeyCeremonies(Protocol):
 
     def rekey_status(self) -> dict[str, object]: ...
 
-    def rekey_init(self, shares: int, threshold: int, require_verification: bool = False) -> dict[str, object]: ...
+    def rekey_init(self, shares: int, threshold: int, require_verification: bool = False,
+                   recovery: bool = False) -> dict[str, object]: ...
 
     def rekey_cancel(self) -> None: ...
 
@@ -73,6 +75,12 @@ def paths(server: KeyCeremonies) -> list[Path]:
         _no_pgp(d, "pgp_keys", "backup")
         d.require("secret_shares", "secret_threshold")
         return raw(server.rekey_init(d["secret_shares"], d["secret_threshold"], d["require_verification"]))
+
+    async def recovery_rekey_init(req: Request, d: FieldData) -> Response:
+        _no_pgp(d, "pgp_keys", "backup")
+        d.require("secret_shares", "secret_threshold")
+        return raw(server.rekey_init(d["secret_shares"], d["secret_threshold"], d["require_verification"],
+                                     recovery=True))
 
     async def rekey_cancel(req: Request, d: FieldData) -> None:
         server.rekey_cancel()
@@ -167,4 +175,16 @@ def paths(server: KeyCeremonies) -> list[Path]:
              description="Once the threshold is reached, the answer's encoded_token is the new root token "
                          "XORed with the OTP (base64)."),
     ]
-    return legacy + aliases(legacy)
+    # The recovery keys of an auto-unseal seal are rekeyed the same way, at their own paths (as in Vault).
+    recovery = [
+        Path("rekey-recovery-key/init", {"read": rekey_status, "write": recovery_rekey_init,
+                                         "delete": rekey_cancel}, legacy[0].fields,
+             synopsis="Start (PUT), show (GET) or cancel (DELETE) a rekey of the recovery keys (auto-unseal).",
+             description="Then give the current recovery keys to sys/rekey-recovery-key/update; the last one "
+                         "answers the new recovery keys."),
+        Path("rekey-recovery-key/update", {"write": rekey_update}, dict(key_fields),
+             synopsis="Give one current recovery key to the recovery key rekey in progress."),
+        Path("rekey-recovery-key/verify", {"read": verify_status, "write": verify_update, "delete": verify_cancel},
+             dict(key_fields), synopsis="Prove the new recovery keys work before they take effect."),
+    ]
+    return legacy + aliases(legacy) + recovery
