@@ -19,7 +19,9 @@ writers racing with the same ``cas`` cannot both win.
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from typing import Any
 
 import orjson
@@ -159,6 +161,20 @@ async def _commit(req: Request, loaded: _Loaded, ops: list[Op]) -> bool:
     return True
 
 
+#: One read-modify-write of a secret's metadata at a time in this process, per mount and key. The conditional
+#: write keeps changes correct anyway; this keeps concurrent writers of one key from losing their races again
+#: and again (with SQLite's group commit, every writer in a transaction had read the same metadata).
+_WRITERS: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _one_writer(req: Request, key: str) -> asyncio.Lock:
+    ident = (req.storage.prefix, key)
+    lock = _WRITERS.get(ident)
+    if lock is None:
+        lock = _WRITERS[ident] = asyncio.Lock()
+    return lock
+
+
 def _lost_race(key: str) -> RetryLater:
     return RetryLater(f'the secret "{key}" kept changing while this request tried to change it; retry')
 
@@ -261,24 +277,25 @@ async def _read_data(req: Request, d: FieldData) -> Response | None:
 
 async def _write_version(req: Request, key: str, cas: int | None, make: Any) -> Response:
     """Add a version whose data is ``make(current data or None, meta)``; answers the new version's metadata."""
-    for _ in range(ATTEMPTS):
-        loaded = await _load(req, key)
-        config = await load_config(req)
-        now = _now()
-        meta = loaded.meta or new_meta(now)
-        _check_cas(meta, config, cas)
-        data = await make(loaded, meta, now)
-        n = meta["current_version"] + 1
-        after = [s for s in (meta["delete_version_after"], config["delete_version_after"]) if s > 0]
-        meta["versions"][str(n)] = {"created_time": now, "deletion_time": now + min(after) * 1_000_000_000
-                                    if after else 0, "destroyed": False}
-        meta["current_version"], meta["updated_time"] = n, now
-        ops: list[Op] = [Put(version_key(key, n), orjson.dumps({"data": data}))]
-        ops += _trim(key, meta, config)
-        ops.append(Put(META + key, orjson.dumps(meta)))
-        if await _commit(req, loaded, ops):
-            return Response(data=_version_view(meta, n))
-    raise _lost_race(key)
+    async with _one_writer(req, key):
+        for _ in range(ATTEMPTS):
+            loaded = await _load(req, key)
+            config = await load_config(req)
+            now = _now()
+            meta = loaded.meta or new_meta(now)
+            _check_cas(meta, config, cas)
+            data = await make(loaded, meta, now)
+            n = meta["current_version"] + 1
+            after = [s for s in (meta["delete_version_after"], config["delete_version_after"]) if s > 0]
+            meta["versions"][str(n)] = {"created_time": now, "deletion_time": now + min(after) * 1_000_000_000
+                                        if after else 0, "destroyed": False}
+            meta["current_version"], meta["updated_time"] = n, now
+            ops: list[Op] = [Put(version_key(key, n), orjson.dumps({"data": data}))]
+            ops += _trim(key, meta, config)
+            ops.append(Put(META + key, orjson.dumps(meta)))
+            if await _commit(req, loaded, ops):
+                return Response(data=_version_view(meta, n))
+        raise _lost_race(key)
 
 
 async def _write_data(req: Request, d: FieldData) -> Response:
@@ -316,49 +333,51 @@ async def _patch_data(req: Request, d: FieldData) -> Response:
 
 async def _delete_latest(req: Request, d: FieldData) -> None:
     key = _key(d, writing=True)
-    for _ in range(ATTEMPTS):
-        loaded = await _load(req, key)
-        meta = loaded.meta
-        if meta is None or str(meta["current_version"]) not in meta["versions"]:
-            return
-        version = meta["versions"][str(meta["current_version"])]
-        now = _now()
-        if version["destroyed"] or _deleted(version, now):
-            return
-        version["deletion_time"] = now
-        if await _commit(req, loaded, [Put(META + key, orjson.dumps(meta))]):
-            return
-    raise _lost_race(key)
+    async with _one_writer(req, key):
+        for _ in range(ATTEMPTS):
+            loaded = await _load(req, key)
+            meta = loaded.meta
+            if meta is None or str(meta["current_version"]) not in meta["versions"]:
+                return
+            version = meta["versions"][str(meta["current_version"])]
+            now = _now()
+            if version["destroyed"] or _deleted(version, now):
+                return
+            version["deletion_time"] = now
+            if await _commit(req, loaded, [Put(META + key, orjson.dumps(meta))]):
+                return
+        raise _lost_race(key)
 
 
 # --------------------------------------------------------------------------- delete/ undelete/ destroy/
 
 
 async def _change_versions(req: Request, key: str, numbers: list[int], action: str) -> None:
-    for _ in range(ATTEMPTS):
-        loaded = await _load(req, key)
-        meta = loaded.meta
-        if meta is None:
-            return
-        now = _now()
-        ops: list[Op] = []
-        changed = False
-        for n in numbers:
-            version = meta["versions"].get(str(n))
-            if version is None or version["destroyed"]:
-                continue
-            if action == "delete" and not _deleted(version, now):
-                version["deletion_time"], changed = now, True
-            elif action == "undelete" and version["deletion_time"]:
-                version["deletion_time"], changed = 0, True
-            elif action == "destroy":
-                version["destroyed"], changed = True, True
-                ops.append(Delete(version_key(key, n)))
-        if not changed:
-            return
-        if await _commit(req, loaded, [*ops, Put(META + key, orjson.dumps(meta))]):
-            return
-    raise _lost_race(key)
+    async with _one_writer(req, key):
+        for _ in range(ATTEMPTS):
+            loaded = await _load(req, key)
+            meta = loaded.meta
+            if meta is None:
+                return
+            now = _now()
+            ops: list[Op] = []
+            changed = False
+            for n in numbers:
+                version = meta["versions"].get(str(n))
+                if version is None or version["destroyed"]:
+                    continue
+                if action == "delete" and not _deleted(version, now):
+                    version["deletion_time"], changed = now, True
+                elif action == "undelete" and version["deletion_time"]:
+                    version["deletion_time"], changed = 0, True
+                elif action == "destroy":
+                    version["destroyed"], changed = True, True
+                    ops.append(Delete(version_key(key, n)))
+            if not changed:
+                return
+            if await _commit(req, loaded, [*ops, Put(META + key, orjson.dumps(meta))]):
+                return
+        raise _lost_race(key)
 
 
 async def _delete_versions(req: Request, d: FieldData) -> None:
@@ -406,19 +425,20 @@ def _apply_settings(meta: dict[str, Any], d: FieldData, *, patch: bool) -> None:
 
 async def _write_metadata(req: Request, d: FieldData, *, patch: bool = False) -> None:
     key = _key(d, writing=True)
-    for _ in range(ATTEMPTS):
-        loaded = await _load(req, key)
-        now = _now()
-        if loaded.meta is None and patch:
-            raise NotFound(f'no metadata at "{req.mount_point}metadata/{key}" to patch; write the secret or '
-                           "its metadata first")
-        meta = loaded.meta or new_meta(now)
-        _apply_settings(meta, d, patch=patch)
-        meta["updated_time"] = now
-        ops = _trim(key, meta, await load_config(req))
-        if await _commit(req, loaded, [*ops, Put(META + key, orjson.dumps(meta))]):
-            return
-    raise _lost_race(key)
+    async with _one_writer(req, key):
+        for _ in range(ATTEMPTS):
+            loaded = await _load(req, key)
+            now = _now()
+            if loaded.meta is None and patch:
+                raise NotFound(f'no metadata at "{req.mount_point}metadata/{key}" to patch; write the secret or '
+                               "its metadata first")
+            meta = loaded.meta or new_meta(now)
+            _apply_settings(meta, d, patch=patch)
+            meta["updated_time"] = now
+            ops = _trim(key, meta, await load_config(req))
+            if await _commit(req, loaded, [*ops, Put(META + key, orjson.dumps(meta))]):
+                return
+        raise _lost_race(key)
 
 
 async def _patch_metadata(req: Request, d: FieldData) -> None:
@@ -427,14 +447,15 @@ async def _patch_metadata(req: Request, d: FieldData) -> None:
 
 async def _delete_metadata(req: Request, d: FieldData) -> None:
     key = _key(d, writing=True)
-    for _ in range(ATTEMPTS):
-        loaded = await _load(req, key)
-        if loaded.meta is None:
-            return
-        ops: list[Op] = [Delete(version_key(key, int(n))) for n in loaded.meta["versions"]]
-        if await _commit(req, loaded, [*ops, Delete(META + key)]):
-            return
-    raise _lost_race(key)
+    async with _one_writer(req, key):
+        for _ in range(ATTEMPTS):
+            loaded = await _load(req, key)
+            if loaded.meta is None:
+                return
+            ops: list[Op] = [Delete(version_key(key, int(n))) for n in loaded.meta["versions"]]
+            if await _commit(req, loaded, [*ops, Delete(META + key)]):
+                return
+        raise _lost_race(key)
 
 
 # --------------------------------------------------------------------------- subkeys/ and config
