@@ -71,14 +71,15 @@ def test_expiry_deletes_the_user(aws, moto):
     client = aws.hvac
     client.write("aws/config/lease", lease="2s", lease_max="10s")
     assert client.read("aws/config/lease")["data"] == {"lease": "2s", "lease_max": "10s"}
-    client.write("aws/roles/short", credential_type="iam_user", policy_document=json.dumps(ROLE_POLICY))
-    creds = client.read("aws/creds/short")
+    role = f"short{uuid.uuid4().hex[:6]}"  # moto is shared: other tests leave users of their own "short" roles
+    client.write(f"aws/roles/{role}", credential_type="iam_user", policy_document=json.dumps(ROLE_POLICY))
+    creds = client.read(f"aws/creds/{role}")
     assert creds["lease_duration"] == 2
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     # (On a busy machine the 2 s lease may already be gone by the time its user is looked up.)
-    while any("-short-" in name for name in moto.user_names()) and time.monotonic() < deadline:
+    while any(f"-{role}-" in name for name in moto.user_names()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not [name for name in moto.user_names() if "-short-" in name]
+    assert not [name for name in moto.user_names() if f"-{role}-" in name]
     with pytest.raises(ClientError) as gone:
         moto.iam(creds["data"]["access_key"], creds["data"]["secret_key"], config=NO_RETRY).list_users()
     assert error_code(gone.value) == "InvalidClientTokenId"
