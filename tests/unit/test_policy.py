@@ -2,13 +2,11 @@ from __future__ import annotations
 
 import pytest
 
+from coffer.core.acl import ACL, ALL_CAPABILITIES, ACLResult
 from coffer.core.policy import (
-    ACL,
-    ALL_CAPABILITIES,
     DEFAULT_POLICY_TEXT,
     ROOT_POLICY,
     ROOT_POLICY_NAME,
-    ACLResult,
     PathRule,
     Policy,
     PolicyError,

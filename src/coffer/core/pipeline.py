@@ -9,10 +9,10 @@ import uuid
 from collections.abc import Callable
 
 from coffer.core import wrapping
+from coffer.core.acl import ACLResult
 from coffer.core.audit import AuditBroker
 from coffer.core.expiration import ExpirationManager
 from coffer.core.logins import Logins
-from coffer.core.policy import ACLResult
 from coffer.core.policystore import PolicyStore
 from coffer.core.router import Mount, Router, not_found
 from coffer.core.tokens import TokenEntry, TokenStore

@@ -14,8 +14,8 @@ from typing import TypeVar
 
 import orjson
 
+from coffer.core.acl import ACL
 from coffer.core.policy import (
-    ACL,
     DEFAULT_POLICY_NAME,
     DEFAULT_POLICY_TEXT,
     ROOT_POLICY,

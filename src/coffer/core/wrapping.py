@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from coffer.core.policy import ACL, parse_policy
+from coffer.core.acl import ACL
+from coffer.core.policy import parse_policy
 from coffer.core.tokens import TokenEntry, TokenStore
 from coffer.errors import InvalidRequest, PermissionDenied, Sealed
 from coffer.framework.request import Request, Response

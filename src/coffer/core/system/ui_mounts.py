@@ -8,7 +8,7 @@ contains ``<path>``) is shown only to a token with some capability under it, wit
 
 from __future__ import annotations
 
-from coffer.core.policy import ACL
+from coffer.core.acl import ACL
 from coffer.core.policystore import PolicyStore
 from coffer.core.router import Mount, Router
 from coffer.core.tokens import TokenStore
