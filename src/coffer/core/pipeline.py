@@ -64,6 +64,7 @@ class Pipeline:
             token = await self.tokens.lookup(req.client_token)
             if token is None or not addr_allowed(req.remote_addr, token.bound_cidrs):
                 raise PermissionDenied()
+            req.token, req.token_checked_at = token, self.tokens.generation
         except CofferError as exc:
             if self.audit.enabled and not self.sealed():
                 self.audit.log_response(req, None, error="; ".join(exc.messages))
@@ -89,7 +90,11 @@ class Pipeline:
         engine = self._route(req)
         token: TokenEntry | None = None
         if not engine.special_paths.is_unauthenticated(req.relative_path):
-            token = await self.tokens.lookup(req.client_token)
+            admitted = req.token
+            if isinstance(admitted, TokenEntry) and self.tokens.still_live(admitted, req.token_checked_at):
+                token = admitted  # looked up before the body was read, and no token changed since
+            else:
+                token = await self.tokens.lookup(req.client_token)
             if token is None or not addr_allowed(req.remote_addr, token.bound_cidrs):
                 raise PermissionDenied()
             req.token = token

@@ -205,6 +205,16 @@ class TokenStore:
             return None
         return TokenEntry(**doc)
 
+    @property
+    def generation(self) -> int:
+        """Changes whenever any token entry may have changed (see ``still_live``)."""
+        return self._generation
+
+    def still_live(self, entry: TokenEntry, generation: int) -> bool:
+        """Whether ``entry``, looked up at ``generation``, is what ``lookup`` would answer now."""
+        return (generation == self._generation and entry.num_uses != USED_UP
+                and not (entry.expire_time and entry.expire_time <= time.time()))
+
     async def lookup(self, token_id: str | None) -> TokenEntry | None:
         """The live entry for ``token_id``, or None (unknown or expired)."""
         if not token_id or len(token_id) > 256:

@@ -150,6 +150,9 @@ class Request:
     relative_path: str = ""
     storage: StorageView = UNROUTED
     token: TokenInfo | None = None
+    #: The token store's generation when core checked ``token`` before the body was read (-1: not checked);
+    #: core reuses that check while no token has changed since.
+    token_checked_at: int = -1
     #: The lease's secret, on renew and revoke.
     secret: Secret | None = None
     #: The token being renewed, on a renew request core sends an auth method.

@@ -6,7 +6,6 @@ to data, results and errors to Vault's JSON envelope and status codes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -24,6 +23,7 @@ from coffer.framework.request import DELETE, HELP, LIST, PATCH, READ, UPDATE, Op
 from coffer.http.body import BodyLimits, BodyReader
 from coffer.http.forward import FORWARDED_FOR, LOCAL_ON_STANDBY, Forwarder, Relayed
 from coffer.http.ui import StaticUI
+from coffer.http.watch import Disconnected, DisconnectWatch
 from coffer.storage.base import LockLost
 from coffer.truth import TRUE_WORDS
 
@@ -170,14 +170,6 @@ def envelope(req: Request, resp: Response) -> dict[str, Any]:
     return body
 
 
-#: A request still running after this many seconds is watched for its client disconnecting.
-WATCH_AFTER = 0.05
-
-
-class _ClientGone(Exception):
-    """The client of a running request disconnected."""
-
-
 class App:
     """The ASGI callable. One per server; it holds the core."""
 
@@ -185,6 +177,7 @@ class App:
                  unauthenticated_metrics: bool = False) -> None:
         self.core = core
         self.bodies = BodyReader(limits or BodyLimits())
+        self.disconnects = DisconnectWatch()
         self.ui = StaticUI(enabled=ui)
         #: The listener's telemetry.unauthenticated_metrics_access: sys/metrics is answered without a token.
         self.unauthenticated_metrics = unauthenticated_metrics
@@ -330,8 +323,8 @@ class App:
             if self.unauthenticated_metrics and operation == READ and path == "sys/metrics":
                 resp: Response | None = await metrics_response(self.core.metrics, query.get("format", ""))
             else:
-                resp = await self._handle_until_gone(req, receive)
-        except _ClientGone:
+                resp = await self.disconnects.run(self.core.handle(req), receive)
+        except Disconnected:
             return 499, None, req  # nobody is listening any more
         except LockLost as exc:  # HA: this node lost the lock while serving; nothing of the write was applied
             return 503, {"errors": [f"this node is no longer the active node ({exc.reason}); retry the request"]}, req
@@ -351,39 +344,6 @@ class App:
     def _local(self, path: str) -> bool:
         """True for what a standby answers itself (sys/metrics too, when it needs no token)."""
         return path in LOCAL_ON_STANDBY or (self.unauthenticated_metrics and path == "sys/metrics")
-
-    async def _handle_until_gone(self, req: Request, receive: Any) -> Response | None:
-        """``core.handle(req)``; a request still running after WATCH_AFTER is cancelled when its client
-        disconnects (granian does not cancel it), so slow work nobody waits for is dropped."""
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        watcher: asyncio.Task[None] | None = None
-        gone = False
-
-        async def watch() -> None:
-            nonlocal gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone = True
-            if task is not None:
-                task.cancel()
-
-        def start() -> None:
-            nonlocal watcher
-            watcher = loop.create_task(watch())
-
-        timer = loop.call_later(WATCH_AFTER, start)
-        try:
-            return await self.core.handle(req)
-        except asyncio.CancelledError:
-            if not gone or task is None:
-                raise
-            task.uncancel()
-            raise _ClientGone() from None
-        finally:
-            timer.cancel()
-            if watcher is not None:
-                watcher.cancel()
 
     def _render(self, req: Request, resp: Response | None) -> tuple[int, Any]:
         if resp is None:

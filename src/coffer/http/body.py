@@ -61,6 +61,30 @@ class BodyReader:
     def __init__(self, limits: BodyLimits) -> None:
         self.limits = limits
         self.in_flight = 0
+        # The read timeout: rather than a timer per body (a cost on every write), each reading task notes
+        # its deadline here and one watchdog, running while any body is being read, cancels the late ones.
+        self._deadlines: dict[asyncio.Task[Any], float] = {}
+        self._late: set[asyncio.Task[Any]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+
+    def _watch(self, task: asyncio.Task[Any], deadline: float) -> None:
+        self._deadlines[task] = deadline
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().create_task(self._cancel_late())
+
+    async def _cancel_late(self) -> None:
+        """Cancel every body read past its deadline, checking a few times per timeout (at most every 0.25 s)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._deadlines:
+                await asyncio.sleep(min(0.25, self.limits.read_timeout / 4))
+                now = loop.time()
+                for task, deadline in list(self._deadlines.items()):
+                    if deadline <= now and task not in self._late:
+                        self._late.add(task)
+                        task.cancel()
+        finally:
+            self._watchdog = None
 
     def _reserve(self, size: int) -> None:
         if self.in_flight + size > self.limits.budget:
@@ -72,18 +96,15 @@ class BodyReader:
         limit = self.limits.max_request_size
         if length is not None and length > limit:
             raise PayloadTooLarge(f"request body is larger than {limit} bytes (the listener's max_request_size)")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.limits.read_timeout
         body = bytearray()
         self._reserve(length or 0)
         reserved = length or 0
+        task = asyncio.current_task()
+        if task is not None:
+            self._watch(task, asyncio.get_running_loop().time() + self.limits.read_timeout)
         try:
             while True:
-                try:
-                    message = await asyncio.wait_for(receive(), timeout=max(deadline - loop.time(), 0.0))
-                except TimeoutError:
-                    raise RequestTimeout(f"the request body did not arrive within {self.limits.read_timeout:g}s "
-                                         "(the listener's http_read_timeout)") from None
+                message = await receive()
                 if message["type"] == "http.disconnect":
                     raise ClientGone("the client disconnected before the request body was complete")
                 chunk = message.get("body", b"")
@@ -98,8 +119,17 @@ class BodyReader:
                     body += chunk
                 if not message.get("more_body"):
                     break
+        except asyncio.CancelledError:
+            if task is None or task not in self._late:
+                raise
+            task.uncancel()
+            raise RequestTimeout(f"the request body did not arrive within {self.limits.read_timeout:g}s "
+                                 "(the listener's http_read_timeout)") from None
         finally:
             self.in_flight -= reserved
+            if task is not None:
+                self._deadlines.pop(task, None)
+                self._late.discard(task)
         if length is not None and len(body) != length:
             raise InvalidRequest(f"the request body has {len(body)} bytes but Content-Length says {length}")
         return body
