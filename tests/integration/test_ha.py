@@ -56,18 +56,24 @@ class Cluster:
         self.root = ""
         #: More configuration for every node (a seal stanza).
         self.extra = ""
+        #: TLS listeners with these files (ca, cert, key: test_tls.make_certs) instead of plain HTTP.
+        self.tls: dict[str, Path] | None = None
 
     def node(self, index: int | None = None) -> CofferProcess:
         port = free_port()
         home = self.tmp / f"node-{port}"
         home.mkdir()
         config = home / "coffer.hcl"
+        tls = (f'  tls_cert_file = "{self.tls["cert"]}"\n  tls_key_file = "{self.tls["key"]}"\n' if self.tls
+               else "  tls_disable = true\n")
+        scheme = "https" if self.tls else "http"
         config.write_text(
             f'storage "postgresql" {{\n  connection_url = "{self.url}"\n  ha_enabled = "true"\n}}\n'
-            f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
-            f'api_addr = "http://127.0.0.1:{port}"\n' + self.extra
+            f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n{tls}}}\n'
+            f'api_addr = "{scheme}://127.0.0.1:{port}"\n' + self.extra
         )
-        node = CofferProcess(["-config", str(config)], port, home).start()
+        verify = str(self.tls["ca"]) if self.tls else True
+        node = CofferProcess(["-config", str(config)], port, home, scheme=scheme, verify=verify).start()
         if index is None:
             self.nodes.append(node)
         else:
@@ -79,7 +85,7 @@ class Cluster:
             node.request("PUT", "sys/unseal", token=None, json={"key": key}).raise_for_status()
 
     def is_active(self, node: CofferProcess) -> bool:
-        r = requests.get(node.url("sys/leader"), timeout=2)
+        r = requests.get(node.url("sys/leader"), timeout=2, verify=node.verify)
         return bool(r.ok and r.json()["is_self"])
 
     def active(self, among: list[CofferProcess] | None = None, timeout: float = 20.0) -> CofferProcess:
@@ -422,6 +428,126 @@ def test_an_auto_unsealed_cluster_restarts_with_no_human(tmp_path: Path, moto: A
             mounted = standby.request("POST", "sys/mounts/secret", token=root, json={"type": "kv-v2"})
             assert mounted.status_code == 204 and kv_put(standby, root, "x", {"v": 1}).ok
         finally:
+            for node in c.nodes:
+                if node.proc is not None:
+                    node.stop()
+
+
+def test_a_seal_migration_on_an_ha_cluster(tmp_path: Path, moto: Any) -> None:
+    """shamir -> awskms on two nodes: the node that migrates must hold the HA lock (its writes are fenced), so it
+    is refused while another node is active and becomes the active node once it migrates; a node whose
+    configuration still says a migration is pending sees the store migrated and unseals with the same keys."""
+    pg_support.require()
+    key_id = moto.admin_client("kms").create_key(Description="coffer HA migration")["KeyMetadata"]["KeyId"]
+    admin = moto.admin
+    remember_secret(admin.secret_access_key)
+    awskms = (f'seal "awskms" {{\n  region = "us-east-1"\n  kms_key_id = "{key_id}"\n  endpoint = "{moto.endpoint}"\n'
+              f'  access_key = "{admin.access_key_id}"\n  secret_key = "{admin.secret_access_key}"\n}}\n')
+    migrating = awskms + 'seal "shamir" {\n  disabled = "true"\n}\n'
+
+    def restart(c: Cluster, index: int, extra: str) -> CofferProcess:
+        c.nodes[index].stop()
+        c.extra = extra
+        return c.node(index)
+
+    def seal_status(node: CofferProcess) -> dict[str, Any]:
+        return node.request("GET", "sys/seal-status", token=None).json()
+
+    def unseal(node: CofferProcess, key: str, migrate: bool) -> requests.Response:
+        return node.request("PUT", "sys/unseal", token=None, json={"key": key, "migrate": migrate})
+
+    def read(node: CofferProcess, token: str) -> Any:
+        r = node.request("GET", "kv/app", token=token)
+        return r.json()["data"]["v"] if r.ok else r.status_code
+
+    with short_timings(), pg_support.fresh_schema() as schema:
+        c = Cluster(tmp_path, schema)
+        try:
+            a, b = c.node(), c.node()
+            body = a.request("PUT", "sys/init", token=None, json={"secret_shares": 1, "secret_threshold": 1}).json()
+            remember_secret(body["keys"], body["root_token"])
+            key, root = body["keys"][0], body["root_token"]
+            for node in (a, b):
+                unseal(node, key, False).raise_for_status()
+            assert c.active() is a
+            a.request("POST", "sys/mounts/kv", token=root, json={"type": "kv"}).raise_for_status()
+            a.request("PUT", "kv/app", token=root, json={"v": "kept"}).raise_for_status()
+
+            # b asks to migrate while a is the active node: refused, nothing changes
+            b = restart(c, 1, migrating)
+            assert seal_status(b)["migration"] is True
+            refused = unseal(b, key, True)
+            assert refused.status_code == 400 and "another node holds the HA lock" in refused.text, refused.text
+            assert seal_status(a)["type"] == "shamir" and read(a, root) == "kept"
+            assert seal_status(b)["sealed"] is True
+
+            # with a sealed too (its configuration also migrating), b migrates and becomes the active node
+            a = restart(c, 0, migrating)
+            done = unseal(b, key, True)
+            assert done.status_code == 200 and done.json()["sealed"] is False, done.text
+            assert c.active() is b and read(b, root) == "kept"
+            assert (seal_status(b)["type"], seal_status(b)["recovery_seal"]) == ("awskms", True)
+
+            # a still thought a migration pending: it reads the store again, so -migrate is refused and the
+            # old unseal key (now the recovery key) unseals it as a standby
+            again = unseal(a, key, True)
+            assert again.status_code == 400 and "no seal migration is pending" in again.text, again.text
+            unseal(a, key, False).raise_for_status()
+            assert seal_status(a)["sealed"] is False
+            wait_for("a forwarding to b", lambda: read(a, root) == "kept")  # once a has read who leads
+            assert c.active() is b
+
+            # from now on no human: both restart and unseal with KMS
+            for index in (0, 1):
+                restart(c, index, awskms)
+            for node in c.nodes:
+                wait_for("auto-unsealed", lambda node=node: seal_status(node)["sealed"] is False)
+            assert read(c.active(), root) == "kept"
+        finally:
+            for node in c.nodes:
+                if node.proc is not None:
+                    node.stop()
+
+
+def test_forwarding_over_tls_trusts_the_systems_ca_store(tmp_path: Path) -> None:
+    """TLS listeners with a private CA: a standby forwards to the active node when the CA is in the system's
+    store (here through SSL_CERT_FILE, which OpenSSL's default store honours), and refuses to without it."""
+    from test_tls import make_certs
+
+    pg_support.require()
+    certs = make_certs(tmp_path)
+    saved = os.environ.get("SSL_CERT_FILE")
+    with short_timings(), pg_support.fresh_schema() as schema:
+        c = Cluster(tmp_path, schema)
+        c.tls = certs
+        try:
+            os.environ["SSL_CERT_FILE"] = str(certs["ca"])
+            trusting = c.node()
+            os.environ["SSL_CERT_FILE"] = str(tmp_path / "no-such-store.pem")  # a store without the private CA
+            untrusting = c.node()
+            body = trusting.request("PUT", "sys/init", token=None,
+                                    json={"secret_shares": 1, "secret_threshold": 1}).json()
+            remember_secret(body["keys"], body["root_token"])
+            c.keys, root = body["keys"], body["root_token"]
+            c.unseal(trusting)
+            assert c.active() is trusting
+            c.unseal(untrusting)
+            trusting.request("POST", "sys/mounts/kv", token=root, json={"type": "kv"}).raise_for_status()
+
+            refused = untrusting.request("PUT", "kv/app", token=root, json={"v": 1})
+            assert refused.status_code == 503 and "could not reach the active node" in refused.text, refused.text
+            assert trusting.request("GET", "kv/app", token=root).status_code == 404
+
+            trusting.request("PUT", "sys/step-down", token=root).raise_for_status()
+            assert c.active() is untrusting
+            wait_for("a forwarded write", lambda: trusting.request("PUT", "kv/app", token=root,
+                                                                   json={"v": 2}).status_code == 204)
+            assert untrusting.request("GET", "kv/app", token=root).json()["data"] == {"v": 2}
+        finally:
+            if saved is None:
+                os.environ.pop("SSL_CERT_FILE", None)
+            else:
+                os.environ["SSL_CERT_FILE"] = saved
             for node in c.nodes:
                 if node.proc is not None:
                     node.stop()

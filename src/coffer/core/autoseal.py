@@ -302,17 +302,21 @@ class AutoSeal:
         assert old is not None
         new_root_key = AESGCM.generate_key(256)
         ciphertext = await self._kms().encrypt(new_root_key)  # KMS must work before anything changes
-        await core._unseal_with(old_root_key)  # wrong unseal keys fail here, sealed as before
         barrier_config = SealConfig(1, 1, "awskms")
         recovery_config = SealConfig(old.secret_shares, old.secret_threshold, "recovery")
-        await core.barrier.rekey(new_root_key, [
-            _config_put(SEAL_CONFIG_PATH, barrier_config),
-            _config_put(RECOVERY_CONFIG_PATH, recovery_config),
-            Put(ROOT_KEY_PATH, ciphertext),
-            Put(RECOVERY_KEY_PATH, _seal_recovery_key(new_root_key, old_root_key)),
-        ])
-        sealing.barrier_config, sealing.config = barrier_config, recovery_config
-        self.recovery_key, self._held_root_key = old_root_key, new_root_key
+
+        async def rewrite() -> None:
+            await core.barrier.rekey(new_root_key, [
+                _config_put(SEAL_CONFIG_PATH, barrier_config),
+                _config_put(RECOVERY_CONFIG_PATH, recovery_config),
+                Put(ROOT_KEY_PATH, ciphertext),
+                Put(RECOVERY_KEY_PATH, _seal_recovery_key(new_root_key, old_root_key)),
+            ])
+            sealing.barrier_config, sealing.config = barrier_config, recovery_config
+            self.recovery_key, self._held_root_key = old_root_key, new_root_key
+
+        # Wrong unseal keys fail at the unseal: sealed as before, nothing written.
+        await core._unseal_rewriting_seal(old_root_key, rewrite)
         log.info("seal migration shamir -> awskms done (%s): the unseal keys are now the recovery keys",
                  self._kms().where())
 
@@ -324,15 +328,18 @@ class AutoSeal:
         if not hmac.compare_digest(await self._recovery_key(root_key), recovery_key):
             raise InvalidRequest("the recovery keys given are wrong (they do not make the recovery key), so the "
                                  "seal migration made no progress")
-        await core._unseal_with(root_key)
         config = SealConfig(recovery.secret_shares, recovery.secret_threshold, "shamir")
-        # The recovery key becomes the root key: the recovery key shares are the unseal keys from now on.
-        await core.barrier.rekey(recovery_key, [
-            _config_put(SEAL_CONFIG_PATH, config),
-            Delete(RECOVERY_CONFIG_PATH), Delete(ROOT_KEY_PATH), Delete(RECOVERY_KEY_PATH),
-        ])
-        sealing.barrier_config = sealing.config = config
-        self.recovery_key = self._held_root_key = None
+
+        async def rewrite() -> None:
+            # The recovery key becomes the root key: the recovery key shares are the unseal keys from now on.
+            await core.barrier.rekey(recovery_key, [
+                _config_put(SEAL_CONFIG_PATH, config),
+                Delete(RECOVERY_CONFIG_PATH), Delete(ROOT_KEY_PATH), Delete(RECOVERY_KEY_PATH),
+            ])
+            sealing.barrier_config = sealing.config = config
+            self.recovery_key = self._held_root_key = None
+
+        await core._unseal_rewriting_seal(root_key, rewrite)
         log.info("seal migration awskms -> shamir done: the recovery keys are now the unseal keys; the "
                  "awskms stanza may be removed from the configuration")
 

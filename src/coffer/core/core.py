@@ -164,7 +164,7 @@ class Core:
             seal_ops, keys = (await self.autoseal.init_ops(root_key, recovery_shares, recovery_threshold) if auto
                               else ([], split(root_key, shares, threshold)))
             if self.ha is not None:  # every write of an HA storage is fenced by the lock
-                await self.ha.hold_for_init()
+                await self.ha.hold_lock("an init")
             await StorageView(self.physical, "").delete_tree()
             keyring = self.barrier.initialize(root_key)
             try:
@@ -196,6 +196,8 @@ class Core:
             if not self.barrier.sealed:
                 return
             autoseal = self.autoseal
+            if self.ha is not None and autoseal.migration:
+                await self.sealing.load()  # the storage is shared: another node may have migrated it meanwhile
             if autoseal.migration != migrate:
                 raise InvalidRequest(f"migrate option not provided and seal migration is pending (from "
                                      f"{autoseal.stored} to {autoseal.configured}): give the keys with migrate=true "
@@ -216,6 +218,24 @@ class Core:
         """Open the barrier with ``root_key`` and start serving: where every way of unsealing ends (the caller
         holds ``_unseal_lock``)."""
         await self.barrier.unseal(root_key)
+        await self._serve_unsealed()
+
+    async def _unseal_rewriting_seal(self, root_key: bytes, rewrite: Callable[[], Awaitable[None]]) -> None:
+        """A seal migration's unseal: open the barrier with the old seal's ``root_key``, store the new seal
+        (``rewrite``), then serve. On HA storage that write must be fenced, so this node takes the HA lock
+        first (and so is the active node afterwards); while another node holds it, nothing changes."""
+        if self.ha is not None:
+            await self.ha.hold_lock("a seal migration")
+        try:
+            await self.barrier.unseal(root_key)
+            await rewrite()
+        except BaseException:
+            await self._unload()
+            raise
+        await self._serve_unsealed()
+
+    async def _serve_unsealed(self) -> None:
+        """The barrier is open: load everything and serve, or on HA storage start as a standby."""
         if self.ha is not None:  # a standby until it takes the HA lock (then _activate)
             self.ha.start()
             return

@@ -136,11 +136,14 @@ class HighAvailability:
         self.leader = None
         self._cluster_key = None
 
-    async def hold_for_init(self) -> None:
-        """Take the lock for an init (writes are fenced); the caller seals afterwards, which releases it."""
+    async def hold_lock(self, what: str) -> None:
+        """Take the lock for ``what`` a sealed node writes (an init, a seal migration: writes are fenced);
+        sealing afterwards releases it, starting as a standby keeps it (that node becomes the active one)."""
+        self._advertise(time.time())
         if not await self.lock.acquire():
-            raise InvalidRequest("another node holds the HA lock, so this store is being initialized (or "
-                                 "served) by another node; ask sys/seal-status again")
+            raise InvalidRequest(f"another node holds the HA lock (it is the active node, or initializing the "
+                                 f"store), so {what} cannot run on this node; seal or stop the other nodes, "
+                                 "then try again (sys/seal-status tells what the store is now)")
 
     def request_step_down(self) -> None:
         """Give the lock up (soon, after the answer went out) and leave it to the others for a while."""
@@ -159,8 +162,7 @@ class HighAvailability:
                 await asyncio.sleep(min(pause, lock.retry_interval))
                 continue
             since = time.time()
-            lock.value = orjson.dumps({"api_addr": self.api_addr, "cluster_addr": self.cluster_addr,
-                                       "active_since": since}).decode()
+            self._advertise(since)
             try:
                 got = await lock.acquire()
             except Exception as exc:
@@ -196,6 +198,11 @@ class HighAvailability:
             else:
                 log.warning("lost the HA lock (%s): this node stopped serving and is a standby again",
                             getattr(lock, "lost_reason", None) or "it was not renewed in time")
+
+    def _advertise(self, since: float) -> None:
+        """What the lock row tells the standbys once this node holds it: where to forward to."""
+        self.lock.value = orjson.dumps({"api_addr": self.api_addr, "cluster_addr": self.cluster_addr,
+                                        "active_since": since}).decode()
 
     async def _wait_lost_or_step_down(self) -> bool:
         """Wait while active; True when it ends by a step-down, False when the lock was lost."""

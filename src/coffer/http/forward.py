@@ -9,6 +9,7 @@ comes back as it was. The client's address goes along in ``FORWARDED_FOR``, sign
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 from urllib.parse import quote
 
@@ -59,8 +60,10 @@ class Forwarder:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            # trust_env off: a proxy meant for the clients' traffic must not sit between the nodes.
-            self._client = httpx.AsyncClient(timeout=FORWARD_TIMEOUT, follow_redirects=False, trust_env=False)
+            # trust_env off: a proxy meant for the clients' traffic must not sit between the nodes. TLS: the
+            # system's CA store (where an operator installs a private CA), not a bundled list.
+            self._client = httpx.AsyncClient(timeout=FORWARD_TIMEOUT, follow_redirects=False, trust_env=False,
+                                             verify=ssl.create_default_context())
         return self._client
 
     async def close(self) -> None:
