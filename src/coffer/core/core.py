@@ -25,7 +25,7 @@ from coffer.core.autoseal import AutoSeal
 from coffer.core.barrier import KEYRING_PATH, Barrier
 from coffer.core.cubbyhole import cubbyhole_backend
 from coffer.core.expiration import RETRY_WINDOW, ExpirationManager
-from coffer.core.ha import HighAvailability
+from coffer.core.ha import HighAvailability, KeysChanged
 from coffer.core.logins import Logins
 from coffer.core.metrics import Metrics
 from coffer.core.pipeline import Pipeline
@@ -121,7 +121,7 @@ class Core:
         if lock is None:
             return False
         self.ha = HighAvailability(lock, self.barrier, api_addr=api_addr, cluster_addr=cluster_addr,
-                                   activate=self._activate, deactivate=self._deactivate,
+                                   activate=self._activate, deactivate=self._deactivate, seal=self._seal_for_new_keys,
                                    heartbeat_interval=heartbeat_interval)
         return True
 
@@ -257,10 +257,20 @@ class Core:
 
     async def _activate(self) -> None:
         """HA: this node took the lock; load everything and serve (the barrier is open)."""
-        await self.barrier.reload()
+        try:
+            await self.barrier.reload()
+        except InvalidRequest:  # the root key held no longer opens the keyring
+            raise KeysChanged("the keyring no longer opens with the key this node was unsealed with: the unseal "
+                              "keys were changed through another node (a rekey or a seal migration). This node "
+                              "seals itself; unseal it with the current keys") from None
         await self._load()
         self._start_background()
         self._serving = True
+
+    async def _seal_for_new_keys(self) -> None:
+        """HA: the unseal keys changed through another node; seal, and read the seal configuration they need."""
+        await self.seal()
+        await self.sealing.load()
 
     async def _deactivate(self) -> None:
         """Stop serving and stop the background work; the barrier stays as it is."""

@@ -73,12 +73,17 @@ def rfc3339(when: float | datetime.datetime) -> str:
     return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class KeysChanged(Exception):
+    """The node took the lock, but the root key it holds no longer opens the keyring: it must seal."""
+
+
 class HighAvailability:
     """One node's part in an HA cluster (``core.ha`` when the storage has an HA lock)."""
 
     def __init__(self, lock: HALock, barrier: Barrier, *, api_addr: str, cluster_addr: str,
                  activate: Callable[[], Awaitable[None]], deactivate: Callable[[], Awaitable[None]],
-                 heartbeat_interval: float = 5.0, step_down_pause: float = STEP_DOWN_PAUSE) -> None:
+                 seal: Callable[[], Awaitable[None]], heartbeat_interval: float = 5.0,
+                 step_down_pause: float = STEP_DOWN_PAUSE) -> None:
         self.lock = lock
         self.barrier = barrier
         self.api_addr = api_addr
@@ -89,6 +94,7 @@ class HighAvailability:
         self.step_down_pause = step_down_pause
         self._activate = activate
         self._deactivate = deactivate
+        self._seal = seal
         self.role = SEALED
         #: The active node as last read from the lock row (this node's own entry while active).
         self.leader: Leader | None = None
@@ -175,6 +181,11 @@ class HighAvailability:
             try:
                 await self._ensure_cluster_key()
                 await self._activate()
+            except KeysChanged as exc:
+                log.error("%s", exc)
+                await self._deactivate()
+                await self._seal()  # releases the lock and ends this task's loop (stop() spares the caller)
+                return
             except Exception:
                 log.exception("this node took the HA lock but could not become active; it gives the lock up")
                 await self._deactivate()

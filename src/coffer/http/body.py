@@ -183,6 +183,8 @@ class BodyReader:
             if "infinity" in str(exc):  # an integer too large even for a double
                 _refuse_big_integers(body)
             raise InvalidRequest(f"failed to parse JSON input: {exc}") from None
+        if data is None:  # what Go's client sends for a write without data (bao write -f, bao unwrap)
+            return {}
         if not isinstance(data, dict):
             raise InvalidRequest("the request body must be a JSON object")
         if _check(data, self.limits.max_json_depth):

@@ -14,7 +14,8 @@ from coffer.framework.backend import Path
 from coffer.framework.fields import FieldData
 from coffer.framework.request import HELP, Request, Response
 
-SUDO = ("rotate",)
+#: sys/rotate/keyring is OpenBao's name for sys/rotate (what its CLI's ``operator rotate`` sends).
+SUDO = ("rotate", "rotate/keyring")
 log = logging.getLogger("coffer.core")
 
 
@@ -51,6 +52,7 @@ def paths(barrier: Barrier, router: Router) -> list[Path]:
 
     return [
         Path("rotate", {"write": rotate}, synopsis="Add a new encryption key term (needs sudo)."),
+        Path("rotate/keyring", {"write": rotate}, synopsis="The same as sys/rotate (OpenBao's name for it)."),
         Path("key-status", {"read": key_status}, synopsis="The active encryption key term."),
         Path("internal/specs/openapi", {"read": openapi}, synopsis="The OpenAPI document of every path."),
     ]

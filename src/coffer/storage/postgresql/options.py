@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from coffer.truth import parse_bool
+
 log = logging.getLogger("coffer.storage.postgresql")
 
 DEFAULT_TABLE = "coffer_kv"
@@ -38,8 +40,6 @@ ENV_URLS = ("COFFER_PG_URL", "VAULT_PG_CONNECTION_URL")
 OPTIONS = ("connection_url", "table", "ha_enabled", "ha_table", "max_parallel", "max_idle_connections")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
-_TRUE = frozenset({"1", "t", "true", "yes", "on"})
-_FALSE = frozenset({"0", "f", "false", "no", "off"})
 
 
 def mask_url(url: str) -> str:
@@ -67,12 +67,10 @@ def _option_error(name: str, problem: str) -> ValueError:
 
 
 def _parse_bool(name: str, raw: str) -> bool:
-    text = raw.strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise _option_error(name, f'must be "true" or "false", not "{raw}"')
+    try:
+        return parse_bool(raw)
+    except ValueError:
+        raise _option_error(name, f'must be "true" or "false", not "{raw}"') from None
 
 
 def _parse_int(name: str, raw: str, minimum: int, maximum: int) -> int:
