@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from test_cli import Cli, table
 
-from conftest import ROOT_TOKEN
+from conftest import ROOT_TOKEN, remember_secret
 
 
 def unique(prefix: str) -> str:
@@ -85,6 +89,55 @@ def test_approle_login_with_a_wrapped_secret_id(cli, dev_server, tmp_path):
     assert (tmp_path / ".coffer-token").read_text().strip() == body["auth"]["client_token"]
     used = machine("login", "-method=approle", f"-path={path}", f"role_id={role_id}", f"secret_id={secret_id}")
     assert used.code == 2 and "invalid role or secret ID" in used.err
+
+
+def test_login_with_a_jwt(cli, dev_server, tmp_path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = tmp_path / "issuer.pem"
+    pem.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    issuer = "https://ci.example.test"
+
+    def sign(**overrides) -> str:
+        now = int(time.time())
+        claims = {"iss": issuer, "aud": "coffer", "sub": "repo:acme/api:ref:refs/heads/main", "actor": "octocat",
+                  "repository": "acme/api", "iat": now, "nbf": now - 5, "exp": now + 300, **overrides}
+        token = jwt.encode(claims, key, algorithm="RS256")
+        remember_secret(token)  # the server must never log it
+        return token
+
+    path = unique("jwt")
+    cli.ok("auth", "enable", f"-path={path}", "jwt")
+    cli.ok("write", f"auth/{path}/config", f"jwt_validation_pubkeys=@{pem}", f"bound_issuer={issuer}")
+    cli.ok("write", f"auth/{path}/role/deploy", "role_type=jwt", "user_claim=actor", "bound_audiences=coffer",
+           "bound_claims_type=glob", 'bound_claims={"repository": "acme/*"}', "token_policies=default",
+           "token_ttl=15m")
+    ci = Cli(tmp_path, dev_server.addr, token=None)
+    body = ci.json("login", "-method=jwt", f"-path={path}", "role=deploy", f"jwt={sign()}")
+    auth = body["auth"]
+    assert auth["metadata"] == {"role": "deploy"} and auth["lease_duration"] == 900
+    assert auth["policies"] == ["default"]
+    assert (tmp_path / ".coffer-token").read_text().strip() == auth["client_token"]
+    assert dict(table(ci.ok("token", "lookup").out))["display_name"] == f"{path}-octocat"
+
+    # The JWT from a file, as a CI job has it; the table shows the token, never the JWT.
+    id_token = tmp_path / "id-token"
+    id_token.write_text(sign() + "\n")
+    out = ci.ok("login", "-method=jwt", f"-path={path}", "role=deploy", f"jwt=@{id_token}").out
+    assert "Success! You are now authenticated" in out and id_token.read_text().strip() not in out
+    rows = dict(table(out.split("\n\n", 1)[1]))
+    assert rows["token_duration"] == "900s" and rows["token_meta_role"] == "deploy"
+    stored = (tmp_path / ".coffer-token").read_text().strip()
+    assert stored == rows["token"] and stored != auth["client_token"]
+
+    # Refusals come back as the server's message, and the stored token stays.
+    bad = ci("login", "-method=jwt", f"-path={path}", "role=deploy", f"jwt={sign(repository='evil/api')}")
+    assert bad.code == 2 and 'claim "repository" does not match' in bad.err, bad
+    expired = ci("login", "-method=jwt", f"-path={path}", "role=deploy", f"jwt={sign(exp=int(time.time()) - 3600)}")
+    assert expired.code == 2 and "token is expired" in expired.err, expired
+    missing = ci("login", "-method=jwt", f"-path={path}", "role=deploy")
+    assert missing.code == 1 and "missing jwt=" in missing.err, missing
+    assert (tmp_path / ".coffer-token").read_text().strip() == stored
 
 
 def test_read_with_wrap_ttl(cli):

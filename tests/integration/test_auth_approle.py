@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import hvac
@@ -274,3 +275,140 @@ def test_disabling_the_method_revokes_its_tokens(dev_server):
     assert dev_server.request("GET", "auth/token/lookup-self", token=token).status_code == 200
     client.sys.disable_auth_method(mount)
     assert dev_server.request("GET", "auth/token/lookup-self", token=token).status_code == 403
+
+
+def approle_login(server, mount: str, role_id: str, secret_id: str):
+    return server.request("POST", f"auth/{mount}/login", token=None, json={"role_id": role_id, "secret_id": secret_id})
+
+
+def test_secret_id_past_its_ttl_is_refused(approle, dev_server):
+    client, mount = approle
+    client.auth.approle.create_or_update_approle("short", token_policies=["default"], secret_id_ttl="1s",
+                                                 mount_point=mount)
+    role_id = client.auth.approle.read_role_id("short", mount_point=mount)["data"]["role_id"]
+    made = client.auth.approle.generate_secret_id("short", mount_point=mount)["data"]
+    assert made["secret_id_ttl"] == 1
+    # Logins work (unlimited uses) until the second is over; then the secret ID is refused for good.
+    deadline = time.monotonic() + 15
+    while True:
+        r = approle_login(dev_server, mount, role_id, made["secret_id"])
+        if r.status_code != 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    # The same answer as for any unknown secret ID (Vault: 400 "invalid role or secret ID").
+    assert (r.status_code, r.json()) == (400, {"errors": ["invalid role or secret ID"]})
+    assert approle_login(dev_server, mount, role_id, made["secret_id"]).status_code == 400
+    # The refused login removed the expired entry: its accessor is neither listed nor found.
+    assert dev_server.request("LIST", f"auth/{mount}/role/short/secret-id").status_code == 404
+    r = dev_server.request("POST", f"auth/{mount}/role/short/secret-id-accessor/lookup",
+                           json={"secret_id_accessor": made["secret_id_accessor"]})
+    assert r.status_code == 404 and "failed to find accessor entry" in r.json()["errors"][0]
+
+
+def test_tidy_removes_expired_secret_ids(approle, dev_server):
+    client, mount = approle
+    # Tidy once first: the mount's own periodic tidy then waits ten minutes, so only our call below removes.
+    assert dev_server.request("POST", f"auth/{mount}/tidy/secret-id").status_code == 202
+    client.auth.approle.create_or_update_approle("r", token_policies=["default"], mount_point=mount)
+    role_id = client.auth.approle.read_role_id("r", mount_point=mount)["data"]["role_id"]
+    keep = client.write(f"auth/{mount}/role/r/secret-id")["data"]
+    gone = client.write(f"auth/{mount}/role/r/secret-id", ttl="1s")["data"]
+    assert (keep["secret_id_ttl"], gone["secret_id_ttl"]) == (0, 1)
+    deadline = time.monotonic() + 15
+    while True:  # an expired secret ID looks like no secret ID (204, no data) ...
+        r = dev_server.request("POST", f"auth/{mount}/role/r/secret-id/lookup", json={"secret_id": gone["secret_id"]})
+        if r.status_code == 204 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.status_code == 204, r.text
+    # ... but its entry stays in storage until tidied: its accessor is still listed.
+    listed = dev_server.request("LIST", f"auth/{mount}/role/r/secret-id").json()["data"]["keys"]
+    assert sorted(listed) == sorted([keep["secret_id_accessor"], gone["secret_id_accessor"]])
+
+    r = dev_server.request("POST", f"auth/{mount}/tidy/secret-id")
+    assert r.status_code == 202 and r.json()["data"] == {"expired_secret_ids": 1, "dangling_accessors": 0}
+    assert dev_server.request("LIST", f"auth/{mount}/role/r/secret-id").json()["data"]["keys"] == [
+        keep["secret_id_accessor"]]
+    r = dev_server.request("POST", f"auth/{mount}/role/r/secret-id-accessor/lookup",
+                           json={"secret_id_accessor": gone["secret_id_accessor"]})
+    assert r.status_code == 404
+    # The unexpired one was left alone.
+    assert approle_login(dev_server, mount, role_id, keep["secret_id"]).status_code == 200
+    r = dev_server.request("POST", f"auth/{mount}/tidy/secret-id")
+    assert r.json()["data"] == {"expired_secret_ids": 0, "dangling_accessors": 0}
+
+
+def test_setting_the_role_id(approle, dev_server):
+    client, mount = approle
+    client.auth.approle.create_or_update_approle("r", token_policies=["default"], mount_point=mount)
+    client.auth.approle.create_or_update_approle("other", token_policies=["default"], mount_point=mount)
+    old = client.auth.approle.read_role_id("r", mount_point=mount)["data"]["role_id"]
+    secret_id = client.auth.approle.generate_secret_id("r", mount_point=mount)["data"]["secret_id"]
+    r = dev_server.request("POST", f"auth/{mount}/role/r/role-id", json={"role_id": "build-runner-7"})
+    assert r.status_code == 204, r.text
+    assert client.auth.approle.read_role_id("r", mount_point=mount)["data"]["role_id"] == "build-runner-7"
+    # The new role ID logs in with the secret IDs the role already had; the old one no longer does.
+    r = approle_login(dev_server, mount, "build-runner-7", secret_id)
+    assert r.status_code == 200 and r.json()["auth"]["metadata"] == {"role_name": "r"}
+    assert approle_login(dev_server, mount, old, secret_id).json() == {"errors": ["invalid role or secret ID"]}
+    # hvac's update_role_id sends the same request.
+    client.auth.approle.update_role_id("r", "build-runner-8", mount_point=mount)
+    assert approle_login(dev_server, mount, "build-runner-8", secret_id).status_code == 200
+    assert approle_login(dev_server, mount, "build-runner-7", secret_id).status_code == 400
+    # A role ID is one role's only: taking another role's is refused and changes nothing.
+    other = client.auth.approle.read_role_id("other", mount_point=mount)["data"]["role_id"]
+    r = dev_server.request("POST", f"auth/{mount}/role/other/role-id", json={"role_id": "build-runner-8"})
+    assert r.status_code == 400 and "already used by another role" in r.json()["errors"][0]
+    assert client.auth.approle.read_role_id("other", mount_point=mount)["data"]["role_id"] == other
+    assert approle_login(dev_server, mount, "build-runner-8", secret_id).json()["auth"]["metadata"] == {
+        "role_name": "r"}
+    r = dev_server.request("POST", f"auth/{mount}/role/r/role-id", json={})
+    assert r.status_code == 400 and 'missing required field "role_id"' in r.json()["errors"][0]
+
+
+def test_role_token_bound_cidrs_bind_the_login_token(approle, dev_server):
+    client, mount = approle
+    client.auth.approle.create_or_update_approle("bound", token_policies=["default"], token_bound_cidrs=["10.0.0.0/8"],
+                                                 mount_point=mount)
+    assert client.auth.approle.read_role("bound", mount_point=mount)["data"]["token_bound_cidrs"] == ["10.0.0.0/8"]
+    role_id = client.auth.approle.read_role_id("bound", mount_point=mount)["data"]["role_id"]
+    secret_id = client.auth.approle.generate_secret_id("bound", mount_point=mount)["data"]["secret_id"]
+    # The login itself comes from 127.0.0.1 and is allowed (no secret_id_bound_cidrs) ...
+    r = approle_login(dev_server, mount, role_id, secret_id)
+    assert r.status_code == 200, r.text
+    token = r.json()["auth"]["client_token"]
+    # ... but the token it gets carries the role's CIDRs, so from 127.0.0.1 it is refused.
+    assert dev_server.request("POST", "auth/token/lookup", json={"token": token}).json()["data"]["bound_cidrs"] == [
+        "10.0.0.0/8"]
+    r = dev_server.request("GET", "auth/token/lookup-self", token=token)
+    assert r.status_code == 403, r.text
+    # A secret ID's own token_bound_cidrs (within the role's) take the place of the role's.
+    narrower = client.write(f"auth/{mount}/role/bound/secret-id", token_bound_cidrs="10.1.0.0/16")["data"]
+    token = approle_login(dev_server, mount, role_id, narrower["secret_id"]).json()["auth"]["client_token"]
+    assert dev_server.request("POST", "auth/token/lookup", json={"token": token}).json()["data"]["bound_cidrs"] == [
+        "10.1.0.0/16"]
+    r = dev_server.request("POST", f"auth/{mount}/role/bound/secret-id", json={"token_bound_cidrs": "127.0.0.1/32"})
+    assert r.status_code == 400 and "must lie within the role's token_bound_cidrs" in r.json()["errors"][0]
+
+
+def test_role_token_num_uses_limit_the_login_token(approle, dev_server):
+    client, mount = approle
+    client.auth.approle.create_or_update_approle("few", token_policies=["default"], token_num_uses=2,
+                                                 mount_point=mount)
+    role_id = client.auth.approle.read_role_id("few", mount_point=mount)["data"]["role_id"]
+    secret_id = client.auth.approle.generate_secret_id("few", mount_point=mount)["data"]["secret_id"]
+    auth = approle_login(dev_server, mount, role_id, secret_id).json()["auth"]
+    assert auth["num_uses"] == 2
+    token = auth["client_token"]
+    looked = dev_server.request("POST", "auth/token/lookup", json={"token": token}).json()["data"]
+    assert looked["num_uses"] == 2
+    assert dev_server.request("GET", "auth/token/lookup-self", token=token).status_code == 200
+    assert dev_server.request("GET", "auth/token/lookup-self", token=token).status_code == 200
+    r = dev_server.request("GET", "auth/token/lookup-self", token=token)
+    assert r.status_code == 403, "the third request of a token with token_num_uses=2 must be refused"
+    # Used up means revoked, not merely refused.
+    r = dev_server.request("POST", "auth/token/lookup-accessor", json={"accessor": auth["accessor"]})
+    assert r.status_code == 400
+    # Each login gets its own budget.
+    again = approle_login(dev_server, mount, role_id, secret_id).json()["auth"]["client_token"]
+    assert dev_server.request("GET", "auth/token/lookup-self", token=again).status_code == 200

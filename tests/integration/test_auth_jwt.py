@@ -249,3 +249,79 @@ def test_bad_input(dev_server, issuer):
             assert r.status_code == 400 and message in r.json()["errors"][0], r.text
     finally:
         client.sys.disable_auth_method(mount)
+
+
+def test_string_bound_claims_match_literally(jwt_mount, dev_server, issuer):
+    client, mount = jwt_mount
+    client.write(f"auth/{mount}/role/literal", role_type="jwt", user_claim="actor", bound_audiences=[AUDIENCE],
+                 bound_claims_type="string", bound_claims={"ref": "refs/heads/*", "repository": ["acme/api", "acme/web"]})
+    assert client.read(f"auth/{mount}/role/literal")["data"]["bound_claims_type"] == "string"
+    # With type string a "*" is an ordinary character: refs/heads/main is not refs/heads/* ...
+    r = login(dev_server, mount, issuer.sign(), role="literal")
+    assert r.status_code == 400 and 'claim "ref" does not match' in r.json()["errors"][0], r.text
+    # ... only the very same text is.
+    assert login(dev_server, mount, issuer.sign(ref="refs/heads/*"), role="literal").status_code == 200
+    # A list of values: any one of them, exactly.
+    assert login(dev_server, mount, issuer.sign(ref="refs/heads/*", repository="acme/web"), role="literal") \
+        .status_code == 200
+    for repository in ("acme/api-fork", "acme/*", "ACME/api"):
+        r = login(dev_server, mount, issuer.sign(ref="refs/heads/*", repository=repository), role="literal")
+        assert r.status_code == 400 and 'claim "repository" does not match' in r.json()["errors"][0], repository
+    # string is what a role gets when it names no type.
+    client.write(f"auth/{mount}/role/untyped", role_type="jwt", user_claim="actor", bound_audiences=[AUDIENCE],
+                 bound_claims={"ref": "refs/heads/*"})
+    assert client.read(f"auth/{mount}/role/untyped")["data"]["bound_claims_type"] == "string"
+    assert login(dev_server, mount, issuer.sign(), role="untyped").status_code == 400
+
+
+def test_leeways(jwt_mount, dev_server, issuer):
+    """Vault's time checks: clock_skew_leeway widens exp, nbf and iat; expiration_leeway and not_before_leeway
+    only stand in for a missing exp or nbf; 0 means the default, -1 none. Every token here is minutes away from
+    any edge, so the outcome cannot depend on how long a request takes."""
+    client, mount = jwt_mount
+
+    def role(name: str, **leeways) -> str:
+        client.write(f"auth/{mount}/role/{name}", role_type="jwt", user_claim="actor", bound_audiences=[AUDIENCE],
+                     **leeways)
+        return name
+
+    now = int(time.time())
+    expired_5m = issuer.sign(iat=now - 900, nbf=now - 900, exp=now - 300)
+    expired_30s = issuer.sign(iat=now - 600, nbf=now - 600, exp=now - 30)
+    default, wide, none = role("default"), role("wide", clock_skew_leeway=600), role("none", clock_skew_leeway=-1)
+    zero = role("zero", clock_skew_leeway=0)
+    assert client.read(f"auth/{mount}/role/{default}")["data"]["clock_skew_leeway"] == 60
+    assert client.read(f"auth/{mount}/role/{none}")["data"]["clock_skew_leeway"] == -1
+    expired = "invalid expiration time (exp) claim: token is expired"
+    for name, token, accepted in [
+        (default, expired_5m, False), (wide, expired_5m, True),   # 5 minutes late: only a 10-minute leeway lets in
+        (default, expired_30s, True), (zero, expired_30s, True),  # 30 s late: within the default 60 s (0: default)
+        (none, expired_30s, False),                               # ... unless the leeway is off
+    ]:
+        r = login(dev_server, mount, token, role=name)
+        assert (r.status_code == 200) is accepted, (name, r.text)
+        if not accepted:
+            assert r.status_code == 400 and expired in r.json()["errors"][0], (name, r.text)
+    # Issued and valid only from 5 minutes on: refused, unless the clock skew allowed is wider.
+    future = issuer.sign(iat=now + 300, nbf=now + 300, exp=now + 900)
+    r = login(dev_server, mount, future, role=default)
+    assert r.status_code == 400 and "token not yet valid" in r.json()["errors"][0], r.text
+    assert login(dev_server, mount, future, role=wide).status_code == 200
+
+    # expiration_leeway does not stretch an exp the token has ...
+    late = role("late", expiration_leeway="10m")
+    assert login(dev_server, mount, expired_5m, role=late).status_code == 400
+    # ... it makes one for a token without: issued 5 minutes ago, it expired 150 s after (default) or 10 minutes.
+    no_exp = issuer.sign(iat=now - 300, nbf=now - 300, exp=None)
+    r = login(dev_server, mount, no_exp, role=default)
+    assert r.status_code == 400 and expired in r.json()["errors"][0], r.text
+    assert login(dev_server, mount, no_exp, role=late).status_code == 200
+    # A token with no time claims at all never expires: refused.
+    r = login(dev_server, mount, issuer.sign(iat=None, nbf=None, exp=None), role=late)
+    assert r.status_code == 400 and "no issue time, notbefore, or expiration time" in r.json()["errors"][0], r.text
+
+    for bad in ("soon", "-1h", True):
+        r = dev_server.request("POST", f"auth/{mount}/role/bad", json={
+            "role_type": "jwt", "user_claim": "actor", "bound_audiences": AUDIENCE, "clock_skew_leeway": bad})
+        assert r.status_code == 400 and 'invalid value for field "clock_skew_leeway"' in r.json()["errors"][0], bad
+    assert dev_server.request("GET", f"auth/{mount}/role/bad").status_code == 404

@@ -3,7 +3,10 @@
 A job presents a JWT its platform signed; coffer checks the signature with
 the issuer's keys (a JWKS URL, an OIDC discovery URL, or PEM keys in the
 config), then the role's bindings: issuer, audiences, subject, claims
-(exact or ``*`` globs), and the token's times with leeways. PyJWT checks
+(exact or ``*`` globs), and the token's times with leeways as Vault's JWT
+plugin applies them (``clock_skew_leeway`` widens exp, nbf and iat;
+``expiration_leeway`` and ``not_before_leeway`` only stand in for a missing
+exp or nbf; 0 means the default, a negative number none). PyJWT checks
 signatures; only asymmetric algorithms are ever accepted, so neither
 ``alg: none`` nor an HMAC "signed" with the public key can pass.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import ssl
 import time
 import urllib.error
@@ -28,14 +32,15 @@ import jwt as pyjwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.exceptions import InvalidTokenError, PyJWKError, PyJWKSetError
 
+from coffer.durations import parse_duration
 from coffer.errors import InvalidRequest, UpstreamError
 from coffer.framework.backend import Backend, Path
 from coffer.framework.fields import Field, FieldData, FieldType
 from coffer.framework.request import MountInfo, Request, Response
 from coffer.framework.tokenutil import TOKEN_FIELDS, TokenParams, glob_match
 
-S, I, B, D, L, M = (FieldType.STRING, FieldType.INT, FieldType.BOOL, FieldType.DURATION, FieldType.COMMA_LIST,
-                    FieldType.MAP)
+S, I, B, D, L, M, R = (FieldType.STRING, FieldType.INT, FieldType.BOOL, FieldType.DURATION, FieldType.COMMA_LIST,
+                       FieldType.MAP, FieldType.RAW)
 
 HELP = """JWT auth: log in with a JWT signed by a trusted issuer (CI jobs, workloads).
 
@@ -52,8 +57,29 @@ MIN_REFRESH = 1.0
 CACHE_FOR = 3600.0
 MAX_DOCUMENT = 1024 * 1024
 FETCH_TIMEOUT = 10.0
-#: Defaults of the role's leeways (seconds), as in Vault.
+#: Defaults of the role's leeways (seconds), as in Vault: also what a leeway of 0 means (a negative one: none).
 LEEWAYS = {"clock_skew_leeway": 60, "expiration_leeway": 150, "not_before_leeway": 150}
+
+
+def _parse_leeway(name: str, value: Any) -> int:
+    """A leeway as sent: a duration (``90s``, ``120``) or a negative number of seconds (Vault's -1: no leeway)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-\d+", value.strip()):
+        return int(value.strip())
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise InvalidRequest(f'invalid value for field "{name}": {exc}; give a duration such as 90s, '
+                             "or -1 for no leeway") from None
+
+
+def _leeway(role: dict[str, Any], name: str) -> int:
+    """The seconds a role's leeway allows: 0 means the default, a negative value none."""
+    value = int(role.get(name, 0))
+    return 0 if value < 0 else value or LEEWAYS[name]
 
 
 class Refused(Exception):
@@ -275,7 +301,7 @@ class JwtAuth:
             role["claim_mappings"] = mappings
         for key in LEEWAYS:
             if key in d:
-                role[key] = d[key]
+                role[key] = _parse_leeway(key, d[key])
         token = TokenParams.from_doc(role.get("token"))
         token.update(d)
         role["token"] = token.to_doc()
@@ -365,16 +391,26 @@ class JwtAuth:
 
     @staticmethod
     def check_times(role: dict[str, Any], claims: dict[str, Any]) -> None:
-        now = time.time()
-        skew = role.get("clock_skew_leeway", 0)
+        """Vault's checks: at least one of exp, nbf and iat; a missing exp is the latest of iat and nbf plus
+        expiration_leeway, a missing nbf is iat (or exp less not_before_leeway); then now, give or take
+        clock_skew_leeway, must lie between nbf and exp, and not before iat."""
         for claim in ("exp", "nbf", "iat"):
             if claim in claims and (isinstance(claims[claim], bool) or not isinstance(claims[claim], (int, float))):
                 raise Refused(f"error validating token: invalid {claim} claim: not a number")
-        if "exp" in claims and now > claims["exp"] + role.get("expiration_leeway", 0) + skew:
-            raise Refused("error validating token: invalid expiration time (exp) claim: token is expired")
-        if "nbf" in claims and now < claims["nbf"] - role.get("not_before_leeway", 0) - skew:
+        iat, nbf, exp = (float(claims.get(claim) or 0) for claim in ("iat", "nbf", "exp"))
+        if not (iat or nbf or exp):
+            raise Refused("error validating token: no issue time, notbefore, or expiration time encoded in token")
+        if not exp:
+            exp = max(iat, nbf) + _leeway(role, "expiration_leeway")
+        if not nbf:
+            nbf = iat or exp - _leeway(role, "not_before_leeway")
+        now = time.time()
+        skew = _leeway(role, "clock_skew_leeway")
+        if now + skew < nbf:
             raise Refused("error validating token: invalid not before (nbf) claim: token not yet valid")
-        if "iat" in claims and now < claims["iat"] - skew:
+        if now - skew > exp:
+            raise Refused("error validating token: invalid expiration time (exp) claim: token is expired")
+        if iat and now + skew < iat:
             raise Refused("error validating token: invalid issued at (iat) claim: token issued in the future")
 
     @staticmethod
@@ -431,9 +467,11 @@ def factory(mount: MountInfo) -> Backend:
         "bound_claims_type": Field(S, "string (exact values) or glob (* matches anything)."),
         "claim_mappings": Field(M, "Claims copied to the token's metadata: claim name -> metadata key."),
         "groups_claim": Field(S, "Accepted for compatibility (there is no identity store)."),
-        "clock_skew_leeway": Field(D, "Leeway for the exp, nbf and iat claims (default 60s)."),
-        "expiration_leeway": Field(D, "More leeway for exp (default 150s)."),
-        "not_before_leeway": Field(D, "More leeway for nbf (default 150s)."),
+        "clock_skew_leeway": Field(R, "Leeway for the exp, nbf and iat claims (0: the default, 60s; -1: none)."),
+        "expiration_leeway": Field(R, "A token without exp expires this long after its iat or nbf (0: the "
+                                      "default, 150s; -1: at once)."),
+        "not_before_leeway": Field(R, "A token without nbf or iat is valid from this long before its exp (0: the "
+                                      "default, 150s; -1: only at exp)."),
         **TOKEN_FIELDS,
     }
     return Backend(
