@@ -74,10 +74,23 @@ function parseHash() {
   return { id: parts[0] || "", rest: parts.slice(1), query: new URLSearchParams(queryPart), raw: pathPart };
 }
 
-function layout(current) {
-  const nav = h("nav", { class: "nav", "aria-label": "Sections" },
+function navigation(current) {
+  return h("nav", { class: "nav", "aria-label": "Sections" },
     PAGES.filter((p) => p.show()).map((p) =>
       h("a", { href: `#/${p.id}`, class: p.id === current ? "active" : "", dataset: { page: p.id } }, p.title)));
+}
+
+// After a change to the mounts: learn again what the token may reach and redraw the section list only, so the
+// page (and the message it just showed) stays as it is.
+async function refresh(current, shown) {
+  await discover();
+  if (shown !== rendering) return; // another page is shown by now: it drew its own list
+  const nav = document.querySelector("#app nav.nav");
+  if (nav) nav.replaceWith(navigation(current));
+}
+
+function layout(current) {
+  const nav = navigation(current);
   const who = state.self
     ? h("span", { class: "who" }, `${state.self.display_name} · ${(state.self.policies || []).join(", ")}`)
     : null;
@@ -144,7 +157,7 @@ export async function render() {
     return;
   }
   const main = layout(entry.id);
-  const ctx = { go, state, route, every, refresh: async () => { await discover(); render(); }, sealed };
+  const ctx = { go, state, route, every, refresh: () => refresh(entry.id, mine), sealed };
   try {
     await entry.page.render(main, route, ctx);
   } catch (exc) {

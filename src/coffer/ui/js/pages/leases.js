@@ -32,12 +32,14 @@ export async function render(main, route, ctx) {
   const timers = [];
   for (const k of ids) {
     const leaseId = prefix + k;
-    const ttl = h("span", { class: "ttl", dataset: { lease: leaseId } }, "…");
+    const entry = { leaseId, ttl: h("span", { class: "ttl", dataset: { lease: leaseId } }, "…"),
+      expire: h("span", { class: "expire" }) };
     const actions = h("span", { class: "actions" },
-      button("Renew", () => renew(leaseId, ttl), { class: "small" }),
-      button("Revoke", () => revoke(leaseId, actions, ttl), { class: "small danger", dataset: { revoke: leaseId } }));
-    rows.push([h("code", {}, k), ttl, h("span", { class: "expire" }), actions]);
-    timers.push({ leaseId, ttl });
+      button("Renew", () => renew(entry), { class: "small" }),
+      button("Revoke", () => revoke(leaseId, actions, entry.ttl),
+        { class: "small danger", dataset: { revoke: leaseId } }));
+    rows.push([h("code", {}, k), entry.ttl, entry.expire, actions]);
+    timers.push(entry);
   }
   main.append(rows.length
     ? table(["Lease", "TTL", "Expires", ""], rows, { class: "list", id: "leases-table" })
@@ -50,12 +52,11 @@ export async function render(main, route, ctx) {
 
   // Each lease of the page: its TTL, looked up a few at a time, then counted down.
   const expiries = new Map();
-  async function lookUp({ leaseId, ttl }) {
+  async function lookUp({ leaseId, ttl, expire }) {
     try {
       const data = (await api("PUT", "sys/leases/lookup", { body: { lease_id: leaseId } })).data;
       expiries.set(leaseId, Date.now() + data.ttl * 1000);
-      ttl.parentElement.nextElementSibling.textContent = data.expire_time ? new Date(data.expire_time).toLocaleString()
-        : "";
+      expire.textContent = data.expire_time ? new Date(data.expire_time).toLocaleString() : "";
       show(leaseId, ttl);
     } catch (exc) {
       ttl.textContent = exc.status === 400 ? "gone" : "?";
@@ -71,11 +72,14 @@ export async function render(main, route, ctx) {
   }));
   ctx.every(1000, () => timers.forEach(({ leaseId, ttl }) => show(leaseId, ttl)));
 
-  async function renew(leaseId, ttl) {
+  // Renewed: the TTL and the expiry shown are the server's new ones.
+  async function renew(entry) {
+    const { leaseId, ttl } = entry;
     try {
       const answer = await api("PUT", "sys/leases/renew", { body: { lease_id: leaseId } });
       expiries.set(leaseId, Date.now() + answer.lease_duration * 1000);
       show(leaseId, ttl);
+      await lookUp(entry);
       replace(message, notice("ok", `Renewed ${leaseId} for ${duration(answer.lease_duration)}.`));
     } catch (exc) {
       replace(message, notice("error", exc.message));

@@ -66,6 +66,7 @@ export async function render(main, route, ctx) {
       await api("DELETE", `sys/mounts/${path}`);
       replace(message, notice("ok", `Disabled ${path}.`));
       await show();
+      await ctx.refresh();
     } catch (exc) {
       replace(message, notice("error", exc.message));
     }
