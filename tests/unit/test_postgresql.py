@@ -451,6 +451,26 @@ def test_lock_acquire_renew_release_and_leader(url: str, schema: str) -> None:
     run(scenario)
 
 
+def test_heartbeats_of_nodes_long_gone_are_deleted(url: str, schema: str) -> None:
+    async def scenario() -> None:
+        storage = ha(url)
+        try:
+            lock = lock_of(storage, "node-a")
+            with pg_support.admin() as conn:  # a node last heard two days ago, one an hour ago
+                for key, age in (("heartbeat/gone", "2 days"), ("heartbeat/recent", "1 hour")):
+                    conn.execute(f'INSERT INTO "{schema}".coffer_ha_locks (ha_key, ha_identity, ha_value, valid_until)'
+                                 f" VALUES (%s, %s, '', now() - interval '{age}')", (key, key[10:]))
+            await lock.heartbeat("info of a")
+            with pg_support.admin() as conn:
+                keys = [r[0] for r in conn.execute(f'SELECT ha_key FROM "{schema}".coffer_ha_locks ORDER BY ha_key')]
+            assert keys == ["heartbeat/node-a", "heartbeat/recent"]
+            assert [m[0] for m in await lock.members(60)] == ["node-a"]
+        finally:
+            await storage.close()
+
+    run(scenario)
+
+
 def test_takeover_after_expiry(url: str) -> None:
     async def scenario() -> None:
         a, b = ha(url), ha(url)

@@ -25,6 +25,9 @@ log = logging.getLogger("coffer.storage.postgresql")
 LOCK_KEY = "core/lock"
 #: Heartbeat rows are written with this key prefix in the HA table (never fenced: standbys write them too).
 HEARTBEAT_PREFIX = "heartbeat/"
+_HEARTBEAT_END = HEARTBEAT_PREFIX[:-1] + chr(ord(HEARTBEAT_PREFIX[-1]) + 1)
+#: A node not heard from for this long (seconds) has its heartbeat row deleted (every start makes a new one).
+FORGET_MEMBERS_AFTER = 24 * 3600.0
 
 
 def _clock() -> float:
@@ -192,12 +195,13 @@ class PostgresqlHALock(HALock):
         key = HEARTBEAT_PREFIX + self.identity
         async with self.storage._connection() as conn:
             await conn.execute(self.storage._sql.heartbeat, (key, self.identity, info.replace("\x00", "")))
+            await conn.execute(self.storage._sql.forget_members,
+                               (HEARTBEAT_PREFIX, _HEARTBEAT_END, FORGET_MEMBERS_AFTER))
 
     async def members(self, window: float) -> list[tuple[str, str, datetime.datetime]]:
         """``(identity, info, last echo)`` of every node whose heartbeat is at most ``window`` seconds old."""
-        end = HEARTBEAT_PREFIX[:-1] + chr(ord(HEARTBEAT_PREFIX[-1]) + 1)
         async with self.storage._connection() as conn:
-            cur = await conn.execute(self.storage._sql.members, (HEARTBEAT_PREFIX, end, window))
+            cur = await conn.execute(self.storage._sql.members, (HEARTBEAT_PREFIX, _HEARTBEAT_END, window))
             rows = await cur.fetchall()
         return [(str(r[0]), "" if r[1] is None else str(r[1]), r[2]) for r in rows]
 

@@ -28,6 +28,7 @@ class _Sql:
     leader: sql.Composed = field(init=False)
     heartbeat: sql.Composed = field(init=False)
     members: sql.Composed = field(init=False)
+    forget_members: sql.Composed = field(init=False)
 
     def __post_init__(self) -> None:
         kv, ha = self.kv, self.ha
@@ -79,6 +80,9 @@ class _Sql:
         set_(self, "heartbeat", q(
             "INSERT INTO {ha} (ha_key, ha_identity, ha_value, valid_until) VALUES (%s, %s, %s, now())"
             " ON CONFLICT (ha_key) DO UPDATE SET ha_value = EXCLUDED.ha_value, valid_until = EXCLUDED.valid_until"
+        ))
+        set_(self, "forget_members", q(
+            "DELETE FROM {ha} WHERE ha_key >= %s AND ha_key < %s AND valid_until < now() - make_interval(secs => %s)"
         ))
         set_(self, "members", q(
             "SELECT ha_identity, ha_value, valid_until FROM {ha} WHERE ha_key >= %s AND ha_key < %s"
