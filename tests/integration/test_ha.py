@@ -620,3 +620,30 @@ def test_forwarding_over_tls_trusts_the_systems_ca_store(tmp_path: Path) -> None
             for node in c.nodes:
                 if node.proc is not None:
                     node.stop()
+
+
+def test_a_standby_answers_its_own_metrics_to_a_token_allowed_to_read_them(cluster: Cluster) -> None:
+    """sys/metrics on a standby: the standby's figures (its role gauge says standby), for a token the active
+    node lets read sys/metrics (the same read sent there); any other token is refused as the active node
+    refuses it."""
+    active = cluster.active()
+    standby = next(n for n in cluster.nodes if n is not active)
+
+    def ha_role(node: CofferProcess, token: str) -> list[str]:
+        r = node.request("GET", "sys/metrics", token=token)
+        assert r.status_code == 200, r.text
+        return [g["Labels"]["role"] for g in r.json()["Gauges"] if g["Name"] == "coffer_ha_active"]
+
+    assert ha_role(standby, cluster.root) == ["standby"]
+    assert ha_role(active, cluster.root) == ["active"]
+    policy = 'path "sys/metrics" { capabilities = ["read"] }'
+    active.request("PUT", "sys/policies/acl/scrape", token=cluster.root, json={"policy": policy}).raise_for_status()
+    scraper = active.request("POST", "auth/token/create", token=cluster.root,
+                             json={"policies": ["scrape"], "no_default_policy": True}).json()["auth"]["client_token"]
+    other = active.request("POST", "auth/token/create", token=cluster.root,
+                           json={"policies": ["default"]}).json()["auth"]["client_token"]
+    remember_secret(scraper, other)
+    assert ha_role(standby, scraper) == ["standby"]
+    for token in (other, "not-a-token"):
+        refused = standby.request("GET", "sys/metrics", token=token)
+        assert refused.status_code == 403 and refused.json() == {"errors": ["permission denied"]}, refused.text

@@ -268,9 +268,17 @@ class App:
                 return 404, {"errors": ["not found: the API lives under /v1/"]}, None
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             ha = self.core.ha
+            own_metrics = self.unauthenticated_metrics
             if ha is not None and self.forwarder is not None and self.core.standby and not self._local(raw_path[4:]):
-                status, payload = await self.forwarder.forward(scope, receive, headers, _content_length(headers))
-                return status, payload, None
+                if raw_path == "/v1/sys/metrics" and method in ("GET", "HEAD"):
+                    # A standby's own figures (not the active node's), for a token the active node says may read them.
+                    refusal = await self.forwarder.authorize(scope)
+                    if refusal is not None:
+                        return (*refusal, None)
+                    own_metrics = True
+                else:
+                    status, payload = await self.forwarder.forward(scope, receive, headers, _content_length(headers))
+                    return status, payload, None
             raw_query = scope.get("query_string", b"")
             query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if raw_query else {}
             operation = _operation(method, query)
@@ -320,7 +328,7 @@ class App:
                 req.list_limit = _list_limit(query.pop("limit", ""))
             if operation == READ or operation == LIST:
                 req.data.update({k: v for k, v in query.items() if k not in ("list", "help")})
-            if self.unauthenticated_metrics and operation == READ and path == "sys/metrics":
+            if own_metrics and operation == READ and path == "sys/metrics":
                 resp: Response | None = await metrics_response(self.core.metrics, query.get("format", ""))
             else:
                 resp = await self.disconnects.run(self.core.handle(req), receive)

@@ -92,17 +92,40 @@ class Forwarder:
         if content_length is not None or "transfer-encoding" in headers:
             body = await self.bodies.read(receive, content_length)
         sent = [(k, v) for k, v in scope["headers"] if k.decode("latin-1").lower() not in _REQUEST_SKIP]
+        answer = await self._send(scope, leader.api_addr, scope["method"], target, sent, bytes(body))
+        if isinstance(answer, tuple):
+            return answer
+        relayed = [(k, v) for k, v in answer.headers.raw if k.decode("latin-1").lower() not in _RESPONSE_SKIP]
+        return answer.status_code, Relayed(relayed, answer.content)
+
+    async def authorize(self, scope: dict[str, Any]) -> tuple[int, Any] | None:
+        """For what a standby answers itself but only to a token that may read it (its own sys/metrics): send
+        the same read to the active node, which alone holds the live tokens and policies (so the check is
+        exactly its own: policies, CIDRs, uses, audit). None when it answers 200; otherwise its answer."""
+        leader = self.ha.leader or await self.ha.refresh_leader()
+        if leader is None or not leader.api_addr or leader.identity == self.ha.node_id:
+            return _no_leader()
+        sent = [(k, v) for k, v in scope["headers"]
+                if k.decode("latin-1").lower() in ("x-vault-token", "authorization")]
+        target = leader.api_addr.rstrip("/") + quote(scope["path"])
+        answer = await self._send(scope, leader.api_addr, "GET", target, sent, b"")
+        if isinstance(answer, tuple):
+            return answer
+        if answer.status_code == 200:
+            return None
+        return answer.status_code, Relayed([(b"content-type", b"application/json")], answer.content)
+
+    async def _send(self, scope: dict[str, Any], api_addr: str, method: str, target: str,
+                    headers: list[tuple[bytes, bytes]], body: bytes) -> httpx.Response | tuple[int, Any]:
+        """Send a request to the active node with the client's address signed; a 503 when it cannot be reached."""
         client = scope.get("client")
         signed = await self.ha.sign_address(client[0] if client else "")
         if signed is not None:
-            sent.append((FORWARDED_FOR.encode(), signed.encode()))
+            headers = [*headers, (FORWARDED_FOR.encode(), signed.encode())]
         try:
-            answer = await self._http().request(scope["method"], target, headers=sent, content=bytes(body))
+            return await self._http().request(method, target, headers=headers, content=body)
         except httpx.HTTPError as exc:
-            log.warning("could not forward %s %s to the active node at %s: %s", scope["method"], scope["path"],
-                        leader.api_addr, exc)
+            log.warning("could not forward %s %s to the active node at %s: %s", method, scope["path"], api_addr, exc)
             self.ha.leader = None  # read it again: a fail-over may be under way
             return 503, {"errors": [f"this node is a standby and could not reach the active node at "
-                                    f"{leader.api_addr} ({type(exc).__name__}); retry in a few seconds"]}
-        relayed = [(k, v) for k, v in answer.headers.raw if k.decode("latin-1").lower() not in _RESPONSE_SKIP]
-        return answer.status_code, Relayed(relayed, answer.content)
+                                    f"{api_addr} ({type(exc).__name__}); retry in a few seconds"]}
