@@ -44,7 +44,7 @@ async def dev_setup(core: Core, root_token_id: str | None, kv_version: int = 2) 
 async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: str | None = None,
                 dev_revoke_timeout: float = DEV_REVOKE_TIMEOUT, dev_leave_leases: bool = False,
                 dev_kv_v1: bool = False, announce: Callable[[str], object] = print) -> None:
-    from granian.constants import Interfaces, SSLProtocols
+    from granian.constants import HTTPModes, Interfaces, SSLProtocols
     from granian.http import HTTP1Settings
     from granian.server.embed import Server
 
@@ -92,6 +92,10 @@ async def serve(config: ServerConfig, *, dev: bool = False, dev_root_token_id: s
         address=host,
         port=port,
         interface=Interfaces.ASGINL,
+        # HTTP/1.1 only: in granian's "auto" mode a connection that sends nothing waits forever for the bytes
+        # that tell HTTP/1 from HTTP/2 (before any timeout below starts), and an HTTP/2 connection has no idle
+        # timeout at all; either kind, opened by the thousand, held the server's connections forever.
+        http=HTTPModes.http1,
         log_enabled=config.log_level == "debug",
         ssl_cert=Path(listener.tls_cert_file) if tls and listener.tls_cert_file else None,
         ssl_key=Path(listener.tls_key_file) if tls and listener.tls_key_file else None,

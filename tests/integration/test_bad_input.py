@@ -5,6 +5,7 @@ Every case goes over real HTTP to the shared dev server (root token "root").
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import uuid
@@ -113,6 +114,21 @@ def test_out_of_range_numbers_are_400_not_500(dev_server, field, value):
         "framework/fields.py (_to_int / duration conversion) accepts integers beyond 64 bits, "
         "which then crash orjson in core/tokens.py _write (TypeError: Integer exceeds 64-bit range)")
     assert field in r.json()["errors"][0]
+
+
+@pytest.mark.parametrize("key,size", [
+    (bytes(range(16)).hex(), 16),                        # hex, half a key
+    (base64.b64encode(bytes(range(33))).decode(), 33),   # base64, one byte too many
+], ids=["hex-16-bytes", "base64-33-bytes"])
+def test_unseal_key_of_the_wrong_length_is_400_even_when_unsealed(dev_server, key, size):
+    """The dev server is unsealed already; a key of the wrong size is still refused (as Vault does), naming
+    both the size it has and the size this seal's keys have (one share of 32 bytes)."""
+    r = dev_server.request("PUT", "sys/unseal", token=None, json={"key": key})
+    assert r.status_code == 400, r.text
+    check_envelope(r)
+    error = r.json()["errors"][0]
+    assert f"this one has {size} bytes" in error and "32 bytes" in error, error
+    assert dev_server.request("GET", "sys/seal-status", token=None).json()["sealed"] is False
 
 
 def test_bad_input_changed_nothing(dev_server):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
 
@@ -194,6 +195,7 @@ def aws_server(sqlite_server, moto):
     sqlite_server.root_token = root
     sqlite_server.request("POST", "sys/mounts/aws", token=root, json={"type": "aws"}).raise_for_status()
     key = moto.make_user(f"metrics-root-{uuid.uuid4().hex[:8]}", MINIMAL_ROOT_POLICY)
+    sqlite_server.aws_key = key
     sqlite_server.request("POST", "aws/config/root", token=root, json={
         "access_key": key.access_key_id, "secret_key": key.secret_access_key, "region": "us-east-1",
         "iam_endpoint": moto.endpoint, "sts_endpoint": moto.endpoint}).raise_for_status()
@@ -224,3 +226,72 @@ def test_aws_calls_and_leases_by_role(aws_server, moto):
     lines = [line for line in aws_server.log().splitlines() if "revoked (mount aws/" in line]
     assert len(lines) == 1 and f"iam_user_deleted={user}" in lines[0]
     assert creds[0]["lease_id"] not in lines[0]  # a prefix of the id only
+
+
+def test_irrevocable_leases_are_counted(tmp_path):
+    """A lease whose revocation keeps failing past the retry window (1 s here) shows in the irrevocable gauge,
+    still counted as live, until it is forced away."""
+    s = start_lease_server(tmp_path, extra=TELEMETRY + 'revocation_retry_window = "1s"\n')
+    try:
+        root = s.root_token
+        s.request("PUT", "things/config", token=root, json={"fail_always": True}).raise_for_status()
+        stuck = issue(s, "stuck")[0]
+        issue(s, "fine")
+        assert s.request("PUT", "sys/leases/revoke", token=root, json={"lease_id": stuck}).status_code == 400
+        m = scrape(s, root)
+        assert (value(m, "coffer_leases_irrevocable", mount="things/", role="") or 0) == 0
+        assert value(m, "coffer_leases_live", mount="things/", role="") == 2
+        # Once the window has passed, the next failed attempt (ours or the background's) makes it irrevocable.
+        deadline = time.monotonic() + 20
+        while value(m, "coffer_leases_irrevocable", mount="things/", role="") != 1:
+            assert time.monotonic() < deadline, "the lease never became irrevocable"
+            time.sleep(0.25)
+            s.request("PUT", "sys/leases/revoke", token=root, json={"lease_id": stuck})
+            m = scrape(s, root)
+        assert value(m, "coffer_leases_live", mount="things/", role="") == 2
+        assert value(m, "coffer_lease_revocation_failures_total", mount="things/", role="") >= 2
+        assert s.request("PUT", "sys/leases/revoke-force/things/creds/stuck", token=root).status_code == 204
+        m = scrape(s, root)
+        assert value(m, "coffer_leases_irrevocable", mount="things/", role="") == 0
+        assert value(m, "coffer_leases_live", mount="things/", role="") == 1
+    finally:
+        s.stop()
+
+
+def test_aws_calls_that_fail_are_counted_by_outcome(aws_server, moto, fault_proxy):
+    """A throttled call and a failed one, through the fault proxy (no SDK retries, so one call each)."""
+    root, key = aws_server.root_token, aws_server.aws_key
+    aws_server.request("POST", "aws/config/root", token=root, json={
+        "access_key": key.access_key_id, "secret_key": key.secret_access_key, "region": "us-east-1",
+        "iam_endpoint": fault_proxy.endpoint, "sts_endpoint": fault_proxy.endpoint, "max_retries": 0}
+                       ).raise_for_status()
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}]}
+    aws_server.request("POST", "aws/roles/flaky", token=root, json={
+        "credential_type": "iam_user", "policy_document": json.dumps(policy)}).raise_for_status()
+    fault_proxy.fail("CreateUser", "throttle", times=1)
+    assert aws_server.request("GET", "aws/creds/flaky", token=root).status_code == 429
+    fault_proxy.fail("CreateUser", "error500", times=1)
+    assert aws_server.request("GET", "aws/creds/flaky", token=root).status_code == 502
+    m = scrape(aws_server, root)
+    assert value(m, "coffer_aws_calls_total", service="iam", action="CreateUser", outcome="throttled") == 1
+    assert value(m, "coffer_aws_calls_total", service="iam", action="CreateUser", outcome="error") == 1
+    assert value(m, "coffer_aws_calls_total", service="iam", action="CreateUser", outcome="ok") is None
+    assert fault_proxy.count("CreateUser") == 2  # what the proxy saw: one call each, no retries
+    assert value(m, "coffer_aws_call_duration_seconds_count", service="iam", action="CreateUser",
+                 outcome="throttled") == 1
+    assert (value(m, "coffer_leases_live", mount="aws/", role="flaky") or 0) == 0
+
+
+def test_a_value_that_fails_to_decrypt_is_counted(server, tmp_path):
+    """One damaged stored value, read once: one decryption failure (and a 500 for the read)."""
+    root = server.root_token
+    server.request("POST", "sys/mounts/kvd", token=root, json={"type": "kv"}).raise_for_status()
+    server.request("PUT", "kvd/damaged", token=root, json={"v": "soon unreadable"}).raise_for_status()
+    assert value(scrape(server, root), "coffer_barrier_decrypt_failures_total") == 0
+    with sqlite3.connect(tmp_path / "coffer.db") as conn:  # flip a byte of the stored (encrypted) value
+        (key, stored), = conn.execute("SELECT key, value FROM kv WHERE key LIKE 'logical/%/damaged'").fetchall()
+        conn.execute("UPDATE kv SET value = ? WHERE key = ?", (stored[:-1] + bytes([stored[-1] ^ 0x5A]), key))
+    r = server.request("GET", "kvd/damaged", token=root)
+    assert r.status_code == 500 and "failed to decrypt" in r.json()["errors"][0], r.text
+    assert value(scrape(server, root), "coffer_barrier_decrypt_failures_total") == 1
+    assert server.request("GET", "sys/health", token=None).status_code == 200  # the rest still serves
