@@ -17,12 +17,43 @@ from botocore.exceptions import ClientError
 from aws_support import error_code
 
 aws = walkthrough.aws
-coffer = resilience.coffer
-IAM_ALL = resilience.IAM_ALL
 ROLE_POLICY = walkthrough.ROLE_POLICY
 configure_root, put_role, issue, issue_ok, errors_of, lookup, restart, wait_until, unique = (
     resilience.configure_root, resilience.put_role, resilience.issue, resilience.issue_ok, resilience.errors_of,
     resilience.lookup, resilience.restart, resilience.wait_until, resilience.unique)
+
+# The root user of each case holds only the IAM actions that case needs (moto refuses every other one).
+# moto matches IAM user and key actions only against Resource "*", so these cannot be narrowed to one user
+# here as they would be on AWS (e.g. key rotation to arn:aws:iam::<account>:user/${aws:username}).
+#: Issuing an iam_user credential of a role with an inline policy.
+ISSUE_ACTIONS = ("CreateUser", "PutUserPolicy", "CreateAccessKey")
+#: Revoking it. The other listings of the teardown (managed policies, groups, MFA devices, ...) are refused
+#: and skipped; IAM then deletes the user, which has none of those. (moto deletes a user that still holds
+#: access keys, AWS does not: the key actions are here for AWS, moto alone would not miss them.)
+TEARDOWN_ACTIONS = ("ListAccessKeys", "DeleteAccessKey", "ListUserPolicies", "DeleteUserPolicy", "DeleteUser")
+#: Rotating a user's one key: a static role's user, or the root user itself.
+KEY_ACTIONS = ("GetUser", "ListAccessKeys", "CreateAccessKey", "DeleteAccessKey")
+#: What the orphan finder lists about each orphan besides its keys and inline policies.
+ORPHAN_ACTIONS = ("ListUsers", "ListAttachedUserPolicies", "ListGroupsForUser")
+
+
+def allow(*actions: str) -> dict:
+    """A policy allowing exactly ``actions`` (IAM's unless the name says its service)."""
+    names = sorted({a if ":" in a else f"iam:{a}" for a in actions})
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": names, "Resource": "*"}]}
+
+
+def root_key(moto, *actions: str, name: str | None = None):
+    """A new IAM user allowed exactly ``actions``, and its access key."""
+    return moto.make_user(name or unique("root-"), allow(*actions))
+
+
+def through_proxy(aws, moto, fault_proxy, *actions: str):
+    """aws/ reaching moto through the fault proxy (no SDK retries) as a root user allowed ``actions``."""
+    key = root_key(moto, *actions)
+    configure_root(aws, key, fault_proxy.endpoint, max_retries=0)
+    aws.full_root = key
+    return aws
 
 
 def keys_of(moto, user: str) -> list[str]:
@@ -49,7 +80,7 @@ def static_creds(server, name: str) -> dict:
 def test_static_role_rotates_on_schedule_across_a_restart(aws, moto, monkeypatch):
     monkeypatch.setenv("COFFER_TEST_MIN_ROTATION_PERIOD", "1")  # test-only: the minimum is 1 minute
     restart(aws)
-    configure_root(aws, moto.make_user(unique("root-"), IAM_ALL), moto.endpoint)
+    configure_root(aws, root_key(moto, *KEY_ACTIONS), moto.endpoint)
     user = unique("svc-")
     moto.admin_iam().create_user(UserName=user)
     for _ in range(2):  # a user holding two keys already: the older goes, then the other once coffer's is stored
@@ -87,7 +118,7 @@ def test_static_role_rotates_on_schedule_across_a_restart(aws, moto, monkeypatch
 
 
 def test_static_role_refusals(aws, moto):
-    configure_root(aws, moto.make_user(unique("root-"), IAM_ALL), moto.endpoint)
+    configure_root(aws, root_key(moto, "GetUser"), moto.endpoint)  # "does not exist" is GetUser's NoSuchEntity
     r = aws.request("POST", "aws/static-roles/x", token=aws.root_token, json={"rotation_period": "10s"})
     assert r.status_code == 400
     assert r.json()["errors"] == ['missing required field "username" (the IAM user whose key coffer rotates)',
@@ -97,12 +128,58 @@ def test_static_role_refusals(aws, moto):
     assert r.status_code == 400 and "does not exist" in errors_of(r)
 
 
+OTHER_ACCOUNT = "210987654321"
+
+
+def in_account(client, account: str):
+    """``client``'s calls go to moto's ``account`` (moto picks the account of a call by this header)."""
+    def add(request, **_):
+        request.headers["x-moto-account-id"] = account
+    client.meta.events.register("before-send", add)
+    return client
+
+
+def test_static_role_in_another_account_through_assume_role_arn(aws, moto):
+    """The user lives in another account; coffer reaches it only through a role there that it assumes."""
+    user, role_name = unique("svc-"), unique("coffer-static-")
+    role_arn = f"arn:aws:iam::{OTHER_ACCOUNT}:role/{role_name}"
+    root = moto.make_user(unique("root-"), {"Version": "2012-10-17", "Statement": [  # no IAM of its own account
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn}]})
+    root_arn = moto.caller_arn(*root)
+    # Nobody in the other account can sign yet: moto lets the next four calls through unchecked to set it up.
+    requests.post(f"{moto.endpoint}/moto-api/reset-auth", data=b"4", timeout=10).raise_for_status()
+    setup = in_account(moto.iam("AKIASETUPOTHERACCT00", "unchecked", config=walkthrough.NO_RETRY), OTHER_ACCOUNT)
+    setup.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": root_arn}, "Action": "sts:AssumeRole"}]}))
+    setup.put_role_policy(RoleName=role_name, PolicyName="rotate", PolicyDocument=json.dumps(allow(*KEY_ACTIONS)))
+    setup.create_user(UserName=user)
+    old = setup.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    with pytest.raises(ClientError) as checked:  # ... and from now on every call is checked again
+        setup.get_user(UserName=user)
+    assert error_code(checked.value) == "InvalidClientTokenId"
+
+    configure_root(aws, root, moto.endpoint)
+    r = aws.request("POST", "aws/static-roles/far", token=aws.root_token, json={
+        "username": user, "rotation_period": "1h", "assume_role_arn": role_arn,
+        "assume_role_session_name": "coffer-far"})
+    assert r.status_code == 204, r.text
+    creds = static_creds(aws, "far")
+    assert moto.caller_arn(creds["access_key"], creds["secret_key"]) == f"arn:aws:iam::{OTHER_ACCOUNT}:user/{user}"
+    there = moto.admin_client("sts").assume_role(RoleArn=role_arn, RoleSessionName="check")["Credentials"]
+    other_iam = moto.iam(there["AccessKeyId"], there["SecretAccessKey"], there["SessionToken"])
+    keys = [k["AccessKeyId"] for k in other_iam.list_access_keys(UserName=user)["AccessKeyMetadata"]]
+    assert keys == [creds["access_key"]] and old not in keys
+    assert not moto.user_exists(user)  # nothing of it in coffer's own account
+    role = aws.request("GET", "aws/static-roles/far", token=aws.root_token).json()["data"]
+    assert role["assume_role_arn"] == role_arn and role["assume_role_session_name"] == "coffer-far"
+
+
 # --------------------------------------------------------------------------- root rotation
 
 
 def test_rotate_root_on_demand_and_on_schedule(aws, moto):
     root_user = unique("root-")
-    key = moto.make_user(root_user, IAM_ALL)
+    key = root_key(moto, *KEY_ACTIONS, *ISSUE_ACTIONS, name=root_user)
     configure_root(aws, key, moto.endpoint)
     put_role(aws, "app", policy_document=json.dumps(ROLE_POLICY))
     r = aws.request("POST", "aws/config/rotate-root", token=aws.root_token)
@@ -120,7 +197,7 @@ def test_rotate_root_on_demand_and_on_schedule(aws, moto):
     moto.admin_iam().delete_access_key(UserName=root_user, AccessKeyId=extra)
 
     # Scheduled rotation (checked through the access key, since coffer never returns the secret key).
-    fresh = moto.make_user(unique("root-"), IAM_ALL)
+    fresh = root_key(moto, *KEY_ACTIONS, *ISSUE_ACTIONS)
     r = aws.request("POST", "aws/config/root", token=aws.root_token, json={
         "access_key": fresh.access_key_id, "secret_key": fresh.secret_access_key, "iam_endpoint": moto.endpoint,
         "sts_endpoint": moto.endpoint, "rotation_period": "10s"})
@@ -129,6 +206,42 @@ def test_rotate_root_on_demand_and_on_schedule(aws, moto):
                != fresh.access_key_id, "a scheduled rotation", 30)
     assert refused(moto, fresh.access_key_id, fresh.secret_access_key)
     issue_ok(aws, "app")
+
+
+def test_disable_automated_rotation_holds_the_schedule(aws, moto, monkeypatch):
+    """With disable_automated_rotation the root key stays put however long the period has passed; once
+    re-enabled it rotates. A static role rotating on every periodic tick shows that ticks did run."""
+    monkeypatch.setenv("COFFER_TEST_MIN_ROTATION_PERIOD", "1")  # test-only: both minimums (10s, 1m) become 1s
+    restart(aws)
+    name = unique("root-")
+    key = root_key(moto, *KEY_ACTIONS, name=name)
+    configure_root(aws, key, moto.endpoint, rotation_period="1s", disable_automated_rotation=True)
+    assert aws.request("GET", "aws/config/root", token=aws.root_token).json()["data"][
+        "disable_automated_rotation"] is True
+    witness = unique("svc-")
+    moto.admin_iam().create_user(UserName=witness)
+    r = aws.request("POST", "aws/static-roles/tick", token=aws.root_token,
+                    json={"username": witness, "rotation_period": "1s"})
+    assert r.status_code == 204, r.text
+    seen = [static_creds(aws, "tick")["access_key"]]
+
+    def rotated_twice() -> bool:
+        current = static_creds(aws, "tick")["access_key"]
+        if current != seen[-1]:
+            seen.append(current)
+        return len(seen) >= 3
+
+    # Two ticks after the static role's creation: the second began seconds after config/root was written,
+    # when a 1s period was long overdue.
+    wait_until(rotated_twice, "two periodic ticks", 30)
+    assert aws.request("GET", "aws/config/root", token=aws.root_token).json()["data"]["access_key"] \
+        == key.access_key_id
+    assert keys_of(moto, name) == [key.access_key_id] and not refused(moto, *key)
+
+    configure_root(aws, key, moto.endpoint, rotation_period="1s", disable_automated_rotation=False)
+    wait_until(lambda: aws.request("GET", "aws/config/root", token=aws.root_token).json()["data"]["access_key"]
+               != key.access_key_id, "the re-enabled rotation", 20)
+    wait_until(lambda: refused(moto, *key), "the old root key deleted", 10)
 
 
 @pytest.mark.parametrize(("fields", "message"), [
@@ -159,7 +272,8 @@ def test_config_root_normalises_what_vault_accepts(aws):
 # --------------------------------------------------------------------------- orphans
 
 
-def test_orphans_lists_exactly_the_leaked_users_and_tidy_removes_them(coffer, moto, fault_proxy):
+def test_orphans_lists_exactly_the_leaked_users_and_tidy_removes_them(aws, moto, fault_proxy):
+    coffer = through_proxy(aws, moto, fault_proxy, *ISSUE_ACTIONS, *TEARDOWN_ACTIONS, *ORPHAN_ACTIONS)
     path = f"/orph{uuid.uuid4().hex[:6]}/"
     put_role(coffer, "orph", policy_document=json.dumps(ROLE_POLICY), user_path=path)
     kept = issue_ok(coffer, "orph")
@@ -189,6 +303,9 @@ def test_orphans_lists_exactly_the_leaked_users_and_tidy_removes_them(coffer, mo
     data = r.json()["data"]
     assert data["keys"] == leaked
     assert data["key_info"][leaked[0]]["inline_policies"] == ["extra"] and data["key_info"][leaked[0]]["age"] >= 0
+    assert data["key_info"][leaked[1]] | {"age": 0, "created": ""} == {
+        "path": path, "age": 0, "created": "", "access_keys": [], "inline_policies": [], "managed_policies": [],
+        "groups": []}  # every attachment listed (nothing it could not read)
     assert moto.user_exists(crashed.pop())  # there, but known
     fault_proxy.clear()
     r = coffer.request("POST", "aws/tidy", token=coffer.root_token, json={})
@@ -207,7 +324,7 @@ def test_orphans_lists_exactly_the_leaked_users_and_tidy_removes_them(coffer, mo
 
 
 def test_per_role_ttl_and_max_ttl(aws, moto):
-    configure_root(aws, moto.make_user(unique("root-"), IAM_ALL), moto.endpoint)
+    configure_root(aws, root_key(moto, *ISSUE_ACTIONS), moto.endpoint)
     put_role(aws, "short", policy_document=json.dumps(ROLE_POLICY), ttl="30s", max_ttl="1m")
     creds = issue_ok(aws, "short")
     assert creds["lease_duration"] == 30
@@ -220,7 +337,7 @@ def test_per_role_ttl_and_max_ttl(aws, moto):
 
 
 def test_max_live_credentials_is_a_429_naming_role_and_count(aws, moto):
-    configure_root(aws, moto.make_user(unique("root-"), IAM_ALL), moto.endpoint)
+    configure_root(aws, root_key(moto, *ISSUE_ACTIONS, *TEARDOWN_ACTIONS), moto.endpoint)
     put_role(aws, "capped", policy_document=json.dumps(ROLE_POLICY), max_live_credentials=2)
     with ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(lambda _: issue(aws, "capped"), range(6)))
@@ -235,8 +352,9 @@ def test_max_live_credentials_is_a_429_naming_role_and_count(aws, moto):
 # --------------------------------------------------------------------------- pacing
 
 
-def test_call_budget_holds_during_a_burst_of_200_issues(coffer, moto, fault_proxy):
+def test_call_budget_holds_during_a_burst_of_200_issues(aws, moto, fault_proxy):
     budget = 40  # 200 issues of 3 calls each: ~15 s at this pace
+    coffer = through_proxy(aws, moto, fault_proxy, *ISSUE_ACTIONS)
     configure_root(coffer, coffer.full_root, fault_proxy.endpoint, max_retries=0, max_calls_per_second=budget)
     put_role(coffer, "burst", policy_document=json.dumps(ROLE_POLICY), user_path=f"/burst{uuid.uuid4().hex[:6]}/")
     fault_proxy.clear()
@@ -248,6 +366,27 @@ def test_call_budget_holds_during_a_burst_of_200_issues(coffer, moto, fault_prox
     for a in answers:
         if a.status_code == 429:
             assert int(a.headers["Retry-After"]) >= 1 and "call budget" in errors_of(a)
+    times = sorted(t for t, _ in fault_proxy.arrivals)
+    busiest = max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
+    assert busiest <= budget, busiest
+
+
+def test_bulk_revoke_keeps_to_the_call_budget(aws, moto, fault_proxy):
+    budget, count = 30, 10  # 10 teardowns of 12 calls each (7 of them refused: see TEARDOWN_ACTIONS): ~5 s
+    coffer = through_proxy(aws, moto, fault_proxy, *ISSUE_ACTIONS, *TEARDOWN_ACTIONS)
+    path = f"/bulk{uuid.uuid4().hex[:6]}/"
+    put_role(coffer, "bulk", policy_document=json.dumps(ROLE_POLICY), user_path=path)
+    with ThreadPoolExecutor(count) as pool:
+        issued = list(pool.map(lambda _: issue_ok(coffer, "bulk"), range(count)))
+    users = set(moto.user_names(path))
+    assert len(users) == count and {resilience.owner(moto, c["data"]["access_key"], users) for c in issued} == users
+    configure_root(coffer, coffer.full_root, fault_proxy.endpoint, max_retries=0, max_calls_per_second=budget)
+    fault_proxy.clear()
+    r = coffer.request("PUT", "sys/leases/revoke-prefix/aws/creds/bulk", token=coffer.root_token)
+    assert r.status_code == 204, r.text
+    assert moto.user_names(path) == []
+    assert coffer.request("LIST", "sys/leases/lookup/aws/creds/bulk/", token=coffer.root_token).status_code == 404
+    assert fault_proxy.count("DeleteUser", 200) == count
     times = sorted(t for t, _ in fault_proxy.arrivals)
     busiest = max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
     assert busiest <= budget, busiest

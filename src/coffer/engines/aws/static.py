@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 import time
 from typing import Any
 
 import orjson
 
 from coffer.engines.aws.clients import error_code
+from coffer.engines.aws.config import lowered_for_tests
 from coffer.engines.aws.context import Aws
 from coffer.engines.aws.failures import StepError, client_error, step
 from coffer.engines.aws.runtime import ISSUE, ISSUE_DEADLINE, REVOKE
@@ -44,7 +44,6 @@ DUE = "static-due/"
 #: Static roles whose old keys are still to be deleted.
 PENDING = "static-pending/"
 MIN_PERIOD = 60
-TEST_MIN_PERIOD_ENV = "COFFER_TEST_MIN_ROTATION_PERIOD"
 #: After a failed rotation, retry this soon.
 RETRY_AFTER = 30.0
 #: Rotations done on one periodic tick, at most.
@@ -52,8 +51,7 @@ PER_TICK = 20
 
 
 def min_period() -> int:
-    raw = os.environ.get(TEST_MIN_PERIOD_ENV, "")
-    return max(1, int(raw)) if raw.strip().isdigit() else MIN_PERIOD
+    return lowered_for_tests(MIN_PERIOD)
 
 
 def due_key(when: float, name: str) -> str:
