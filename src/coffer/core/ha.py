@@ -183,8 +183,7 @@ class HighAvailability:
                 await self._activate()
             except KeysChanged as exc:
                 log.error("%s", exc)
-                await self._deactivate()
-                await self._seal()  # releases the lock and ends this task's loop (stop() spares the caller)
+                await self._seal()  # unloads, releases the lock and ends this loop (stop() spares its caller)
                 return
             except Exception:
                 log.exception("this node took the HA lock but could not become active; it gives the lock up")
