@@ -31,16 +31,23 @@ def sign_in(page, server: CofferProcess, token: str) -> None:
     expect(page.locator("#seal-state")).to_have_text("Unsealed")
 
 
-@pytest.fixture
-def aws_server(tmp_path, moto):
-    server = start(tmp_path, 'revocation_retry_window = "1s"\n')
-    keys, root = init_and_unseal(server)
+def start_with_aws(tmp_path, moto, extra: str = "") -> CofferProcess:
+    """An initialized, unsealed server (root token in ``root_token``) with the AWS engine at aws/ on moto."""
+    server = start(tmp_path, extra)
+    _, root = init_and_unseal(server)
     server.root_token = root
     server.request("POST", "sys/mounts/aws", token=root, json={"type": "aws"}).raise_for_status()
     key = moto.make_user(f"ui-root-{uuid.uuid4().hex[:8]}", MINIMAL_ROOT_POLICY)
     server.request("POST", "aws/config/root", token=root, json={
         "access_key": key.access_key_id, "secret_key": key.secret_access_key, "region": "us-east-1",
         "iam_endpoint": moto.endpoint, "sts_endpoint": moto.endpoint}).raise_for_status()
+    return server
+
+
+@pytest.fixture
+def aws_server(tmp_path, moto):
+    server = start_with_aws(tmp_path, moto, 'revocation_retry_window = "1s"\n')
+    root = server.root_token
     server.request("POST", "aws/config/lease", token=root, json={"lease": "90s", "lease_max": "10m"}
                    ).raise_for_status()
     yield server

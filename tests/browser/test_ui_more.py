@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from browser.conftest import shot
-from browser.test_ui import sign_in, start
+from browser.test_ui import sign_in, start, start_with_aws
 from conftest import init_and_unseal, remember_secret
 
 
@@ -160,16 +160,8 @@ ROLE_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Actio
 @pytest.fixture
 def leases_server(tmp_path, moto):
     """A server with the AWS engine on moto (role ``web``) and the test engine at ``things/``."""
-    from aws_support import MINIMAL_ROOT_POLICY
-
-    server = start(tmp_path)
-    _, root = init_and_unseal(server)
-    server.root_token = root
-    server.request("POST", "sys/mounts/aws", token=root, json={"type": "aws"}).raise_for_status()
-    key = moto.make_user(f"ui-root-{uuid.uuid4().hex[:8]}", MINIMAL_ROOT_POLICY)
-    server.request("POST", "aws/config/root", token=root, json={
-        "access_key": key.access_key_id, "secret_key": key.secret_access_key, "region": "us-east-1",
-        "iam_endpoint": moto.endpoint, "sts_endpoint": moto.endpoint}).raise_for_status()
+    server = start_with_aws(tmp_path, moto)
+    root = server.root_token
     server.request("PUT", "aws/roles/web", token=root, json={
         "credential_type": "iam_user", "policy_document": json.dumps(ROLE_POLICY)}).raise_for_status()
     server.request("POST", "sys/mounts/things", token=root, json={"type": "leasetest"}).raise_for_status()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -59,13 +61,19 @@ def test_clients_are_answered_while_thousands_of_connections_idle_or_trickle(tmp
 CLOSE_DEADLINE = 15.0
 
 
-def short_timeout_server(tmp_path, **timeouts: str) -> CofferProcess:
-    """An uninitialized server whose listener has the given timeouts (sys/seal-status still answers)."""
+@contextlib.contextmanager
+def short_timeout_server(tmp_path, **timeouts: str) -> Iterator[CofferProcess]:
+    """An uninitialized server whose listener has the given timeouts (sys/seal-status still answers), stopped
+    at the end."""
     port = free_port()
     config = write_config(tmp_path, port)
     limits = "".join(f'\n  {name} = "{value}"' for name, value in timeouts.items())
     config.write_text(config.read_text().replace("tls_disable = true", "tls_disable = true" + limits))
-    return CofferProcess(["-config", str(config)], port, tmp_path).start()
+    server = CofferProcess(["-config", str(config)], port, tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def closed_by_server(s: socket.socket, deadline: float) -> bool:
@@ -97,20 +105,16 @@ H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0
 def test_a_connection_that_sends_no_request_is_closed(tmp_path, opening):
     """A socket that never sends a request is closed, whether it sends nothing at all (the server once waited
     forever to learn which HTTP version it spoke) or opens HTTP/2 and then idles (HTTP/2 had no timeout)."""
-    server = short_timeout_server(tmp_path, http_read_header_timeout="1s")
-    try:
+    with short_timeout_server(tmp_path, http_read_header_timeout="1s") as server:
         with socket.create_connection(("127.0.0.1", server.port)) as idle:
             idle.sendall(opening)
             assert closed_by_server(idle, time.monotonic() + CLOSE_DEADLINE)
         still_answered(server)
-    finally:
-        server.stop()
 
 
 def test_headers_trickled_a_byte_at_a_time_are_cut_off(tmp_path):
     """Each byte arrives well within the timeout, yet the headers as a whole must be complete in time."""
-    server = short_timeout_server(tmp_path, http_read_header_timeout="1s")
-    try:
+    with short_timeout_server(tmp_path, http_read_header_timeout="1s") as server:
         with socket.create_connection(("127.0.0.1", server.port)) as slow:
             slow.sendall(b"GET /v1/sys/seal-status HTTP/1.1\r\nHost: x\r\nX-Padding: ")
             deadline = time.monotonic() + CLOSE_DEADLINE
@@ -125,16 +129,13 @@ def test_headers_trickled_a_byte_at_a_time_are_cut_off(tmp_path):
                 closed = closed_by_server(slow, time.monotonic() + 0.2)
             assert closed, "the server kept reading headers trickled in for longer than its header timeout"
         still_answered(server)
-    finally:
-        server.stop()
 
 
 def test_a_kept_alive_connection_idle_past_the_timeout_is_closed(tmp_path):
     """http_idle_timeout alone (the header timeout left at its 10 s default) bounds the wait between requests."""
     import http.client
 
-    server = short_timeout_server(tmp_path, http_idle_timeout="1s")
-    try:
+    with short_timeout_server(tmp_path, http_idle_timeout="1s") as server:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         try:
             conn.request("GET", "/v1/sys/seal-status")
@@ -146,5 +147,3 @@ def test_a_kept_alive_connection_idle_past_the_timeout_is_closed(tmp_path):
         finally:
             conn.close()
         still_answered(server)
-    finally:
-        server.stop()

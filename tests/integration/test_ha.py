@@ -101,6 +101,19 @@ class Cluster:
         active = self.active()
         return [n for n in self.nodes if n is not active]
 
+    def init_one_key(self, node: CofferProcess) -> str:
+        """Initialize the store through ``node`` with a single unseal key (kept in ``keys``); the root token."""
+        body = node.request("PUT", "sys/init", token=None, json={"secret_shares": 1, "secret_threshold": 1}).json()
+        remember_secret(body["keys"], body["root_token"])
+        self.keys, self.root = body["keys"], body["root_token"]
+        return self.root
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            if node.proc is not None:
+                with_cont(node)
+                node.stop()
+
 
 @contextlib.contextmanager
 def short_timings() -> Iterator[None]:
@@ -114,6 +127,18 @@ def short_timings() -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def fresh_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A cluster of no node yet on a fresh schema, with the short lock timings; every node is stopped at the end."""
+    pg_support.require()
+    with short_timings(), pg_support.fresh_schema() as schema:
+        c = Cluster(tmp_path, schema)
+        try:
+            yield c
+        finally:
+            c.stop_all()
 
 
 @pytest.fixture(scope="module")
@@ -138,10 +163,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                            json={"type": "kv", "options": {"version": "2"}}).raise_for_status()
             yield c
         finally:
-            for node in c.nodes:
-                if node.proc is not None:
-                    with_cont(node)
-                    node.stop()
+            c.stop_all()
 
 
 def with_cont(node: CofferProcess) -> None:
@@ -427,86 +449,69 @@ def test_a_standby_with_no_reachable_active_node_answers_503(tmp_path: Path) -> 
     also when asked for a redirect instead; once the row is gone it takes the lock and serves."""
     from coffer.storage.postgresql.ha import LOCK_KEY
 
-    pg_support.require()
-    with short_timings(), pg_support.fresh_schema() as schema:
-        c = Cluster(tmp_path, schema)
-        try:
-            node = c.node()
-            body = node.request("PUT", "sys/init", token=None, json={"secret_shares": 1, "secret_threshold": 1}).json()
-            remember_secret(body["keys"], body["root_token"])
-            c.keys, root = body["keys"], body["root_token"]
-            # The init held the lock for its (fenced) writes and gave it back; the test takes it, as another
-            # identity that advertises no address, before the node is unsealed.
-            stranger = f"not-a-coffer-node-{uuid.uuid4().hex[:8]}"
-            table = f'"{schema}".coffer_ha_locks'
-            with pg_support.admin() as conn:
-                assert conn.execute(f"SELECT 1 FROM {table} WHERE ha_key = %s", (LOCK_KEY,)).fetchone() is None
-                conn.execute(f"INSERT INTO {table} (ha_key, ha_identity, ha_value, valid_until)"
-                             " VALUES (%s, %s, NULL, now() + interval '1 day')", (LOCK_KEY, stranger))
-            c.unseal(node)
-            wait_for("a standby", lambda: node.request("GET", "sys/health", token=None).status_code == 429)
-            leader = node.request("GET", "sys/leader", token=None).json()
-            assert leader["is_self"] is False and leader["leader_address"] == ""
-            for method, kwargs in (("GET", {}), ("PUT", {"json": {"v": 1}})):
-                r = node.request(method, "kv/app", token=root, **kwargs)
-                assert r.status_code == 503, r.text
-                assert "no active node is known" in r.json()["errors"][0]
-            no_forwarding = node.request("GET", "kv/app", token=root, allow_redirects=False,
-                                         headers={"X-Vault-No-Request-Forwarding": "true"})
-            assert no_forwarding.status_code == 503 and "no active node is known" in no_forwarding.text
-            with pg_support.admin() as conn:
-                holder = conn.execute(f"SELECT ha_identity FROM {table} WHERE ha_key = %s", (LOCK_KEY,)).fetchone()
-                assert holder == (stranger,)  # the node never took the unexpired lock over
-                conn.execute(f"DELETE FROM {table} WHERE ha_key = %s", (LOCK_KEY,))
-            assert c.active() is node
-            assert node.request("GET", "kv/app", token=root).status_code == 404  # served: no kv/ mount
-        finally:
-            for n in c.nodes:
-                if n.proc is not None:
-                    n.stop()
+    with fresh_cluster(tmp_path) as c:
+        node = c.node()
+        root = c.init_one_key(node)
+        # The init held the lock for its (fenced) writes and gave it back; the test takes it, as another
+        # identity that advertises no address, before the node is unsealed.
+        stranger = f"not-a-coffer-node-{uuid.uuid4().hex[:8]}"
+        table = f'"{c.schema}".coffer_ha_locks'
+        with pg_support.admin() as conn:
+            assert conn.execute(f"SELECT 1 FROM {table} WHERE ha_key = %s", (LOCK_KEY,)).fetchone() is None
+            conn.execute(f"INSERT INTO {table} (ha_key, ha_identity, ha_value, valid_until)"
+                         " VALUES (%s, %s, NULL, now() + interval '1 day')", (LOCK_KEY, stranger))
+        c.unseal(node)
+        wait_for("a standby", lambda: node.request("GET", "sys/health", token=None).status_code == 429)
+        leader = node.request("GET", "sys/leader", token=None).json()
+        assert leader["is_self"] is False and leader["leader_address"] == ""
+        for method, kwargs in (("GET", {}), ("PUT", {"json": {"v": 1}})):
+            r = node.request(method, "kv/app", token=root, **kwargs)
+            assert r.status_code == 503, r.text
+            assert "no active node is known" in r.json()["errors"][0]
+        no_forwarding = node.request("GET", "kv/app", token=root, allow_redirects=False,
+                                     headers={"X-Vault-No-Request-Forwarding": "true"})
+        assert no_forwarding.status_code == 503 and "no active node is known" in no_forwarding.text
+        with pg_support.admin() as conn:
+            holder = conn.execute(f"SELECT ha_identity FROM {table} WHERE ha_key = %s", (LOCK_KEY,)).fetchone()
+            assert holder == (stranger,)  # the node never took the unexpired lock over
+            conn.execute(f"DELETE FROM {table} WHERE ha_key = %s", (LOCK_KEY,))
+        assert c.active() is node
+        assert node.request("GET", "kv/app", token=root).status_code == 404  # served: no kv/ mount
 
 
 def test_an_auto_unsealed_cluster_restarts_with_no_human(tmp_path: Path, moto: Any) -> None:
     """Three nodes with seal "awskms" (moto's KMS): init once, then every node, restarted, unseals itself and one
     of them serves as the active node."""
-    pg_support.require()
     key_id = moto.admin_client("kms").create_key(Description="coffer HA seal")["KeyMetadata"]["KeyId"]
     admin = moto.admin
     remember_secret(admin.secret_access_key)
-    with short_timings(), pg_support.fresh_schema() as schema:
-        c = Cluster(tmp_path, schema)
+    with fresh_cluster(tmp_path) as c:
         c.extra = (f'seal "awskms" {{\n  region = "us-east-1"\n  kms_key_id = "{key_id}"\n'
                    f'  endpoint = "{moto.endpoint}"\n  access_key = "{admin.access_key_id}"\n'
                    f'  secret_key = "{admin.secret_access_key}"\n}}\n')
-        try:
-            for _ in range(3):
-                c.node()
-            r = c.nodes[0].request("PUT", "sys/init", token=None, json={"recovery_shares": 1, "recovery_threshold": 1})
-            r.raise_for_status()
-            remember_secret(r.json()["recovery_keys"], r.json()["root_token"])
-            root = r.json()["root_token"]
-            for index, node in enumerate(list(c.nodes)):
-                node.stop()
-                c.node(index)
-            for node in c.nodes:
-                wait_for("auto-unsealed", lambda node=node: node.request("GET", "sys/seal-status", token=None)
-                         .json()["sealed"] is False)
-            active = c.active()
-            standby = next(n for n in c.nodes if n is not active)
-            assert kv_put(standby, root, "x", {"v": 1}).status_code == 404  # no secret/ mount: forwarded, answered
-            mounted = standby.request("POST", "sys/mounts/secret", token=root, json={"type": "kv-v2"})
-            assert mounted.status_code == 204 and kv_put(standby, root, "x", {"v": 1}).ok
-        finally:
-            for node in c.nodes:
-                if node.proc is not None:
-                    node.stop()
+        for _ in range(3):
+            c.node()
+        r = c.nodes[0].request("PUT", "sys/init", token=None, json={"recovery_shares": 1, "recovery_threshold": 1})
+        r.raise_for_status()
+        remember_secret(r.json()["recovery_keys"], r.json()["root_token"])
+        root = r.json()["root_token"]
+        for index, node in enumerate(list(c.nodes)):
+            node.stop()
+            c.node(index)
+        for node in c.nodes:
+            wait_for("auto-unsealed", lambda node=node: node.request("GET", "sys/seal-status", token=None)
+                     .json()["sealed"] is False)
+        active = c.active()
+        standby = next(n for n in c.nodes if n is not active)
+        assert kv_put(standby, root, "x", {"v": 1}).status_code == 404  # no secret/ mount: forwarded, answered
+        mounted = standby.request("POST", "sys/mounts/secret", token=root, json={"type": "kv-v2"})
+        assert mounted.status_code == 204 and kv_put(standby, root, "x", {"v": 1}).ok
 
 
 def test_a_seal_migration_on_an_ha_cluster(tmp_path: Path, moto: Any) -> None:
     """shamir -> awskms on two nodes: the node that migrates must hold the HA lock (its writes are fenced), so it
     is refused while another node is active and becomes the active node once it migrates; a node whose
     configuration still says a migration is pending sees the store migrated and unseals with the same keys."""
-    pg_support.require()
     key_id = moto.admin_client("kms").create_key(Description="coffer HA migration")["KeyMetadata"]["KeyId"]
     admin = moto.admin
     remember_secret(admin.secret_access_key)
@@ -529,53 +534,46 @@ def test_a_seal_migration_on_an_ha_cluster(tmp_path: Path, moto: Any) -> None:
         r = node.request("GET", "kv/app", token=token)
         return r.json()["data"]["v"] if r.ok else r.status_code
 
-    with short_timings(), pg_support.fresh_schema() as schema:
-        c = Cluster(tmp_path, schema)
-        try:
-            a, b = c.node(), c.node()
-            body = a.request("PUT", "sys/init", token=None, json={"secret_shares": 1, "secret_threshold": 1}).json()
-            remember_secret(body["keys"], body["root_token"])
-            key, root = body["keys"][0], body["root_token"]
-            for node in (a, b):
-                unseal(node, key, False).raise_for_status()
-            assert c.active() is a
-            a.request("POST", "sys/mounts/kv", token=root, json={"type": "kv"}).raise_for_status()
-            a.request("PUT", "kv/app", token=root, json={"v": "kept"}).raise_for_status()
+    with fresh_cluster(tmp_path) as c:
+        a, b = c.node(), c.node()
+        root = c.init_one_key(a)
+        key = c.keys[0]
+        for node in (a, b):
+            unseal(node, key, False).raise_for_status()
+        assert c.active() is a
+        a.request("POST", "sys/mounts/kv", token=root, json={"type": "kv"}).raise_for_status()
+        a.request("PUT", "kv/app", token=root, json={"v": "kept"}).raise_for_status()
 
-            # b asks to migrate while a is the active node: refused, nothing changes
-            b = restart(c, 1, migrating)
-            assert seal_status(b)["migration"] is True
-            refused = unseal(b, key, True)
-            assert refused.status_code == 400 and "another node holds the HA lock" in refused.text, refused.text
-            assert seal_status(a)["type"] == "shamir" and read(a, root) == "kept"
-            assert seal_status(b)["sealed"] is True
+        # b asks to migrate while a is the active node: refused, nothing changes
+        b = restart(c, 1, migrating)
+        assert seal_status(b)["migration"] is True
+        refused = unseal(b, key, True)
+        assert refused.status_code == 400 and "another node holds the HA lock" in refused.text, refused.text
+        assert seal_status(a)["type"] == "shamir" and read(a, root) == "kept"
+        assert seal_status(b)["sealed"] is True
 
-            # with a sealed too (its configuration also migrating), b migrates and becomes the active node
-            a = restart(c, 0, migrating)
-            done = unseal(b, key, True)
-            assert done.status_code == 200 and done.json()["sealed"] is False, done.text
-            assert c.active() is b and read(b, root) == "kept"
-            assert (seal_status(b)["type"], seal_status(b)["recovery_seal"]) == ("awskms", True)
+        # with a sealed too (its configuration also migrating), b migrates and becomes the active node
+        a = restart(c, 0, migrating)
+        done = unseal(b, key, True)
+        assert done.status_code == 200 and done.json()["sealed"] is False, done.text
+        assert c.active() is b and read(b, root) == "kept"
+        assert (seal_status(b)["type"], seal_status(b)["recovery_seal"]) == ("awskms", True)
 
-            # a still thought a migration pending: it reads the store again, so -migrate is refused and the
-            # old unseal key (now the recovery key) unseals it as a standby
-            again = unseal(a, key, True)
-            assert again.status_code == 400 and "no seal migration is pending" in again.text, again.text
-            unseal(a, key, False).raise_for_status()
-            assert seal_status(a)["sealed"] is False
-            wait_for("a forwarding to b", lambda: read(a, root) == "kept")  # once a has read who leads
-            assert c.active() is b
+        # a still thought a migration pending: it reads the store again, so -migrate is refused and the
+        # old unseal key (now the recovery key) unseals it as a standby
+        again = unseal(a, key, True)
+        assert again.status_code == 400 and "no seal migration is pending" in again.text, again.text
+        unseal(a, key, False).raise_for_status()
+        assert seal_status(a)["sealed"] is False
+        wait_for("a forwarding to b", lambda: read(a, root) == "kept")  # once a has read who leads
+        assert c.active() is b
 
-            # from now on no human: both restart and unseal with KMS
-            for index in (0, 1):
-                restart(c, index, awskms)
-            for node in c.nodes:
-                wait_for("auto-unsealed", lambda node=node: seal_status(node)["sealed"] is False)
-            assert read(c.active(), root) == "kept"
-        finally:
-            for node in c.nodes:
-                if node.proc is not None:
-                    node.stop()
+        # from now on no human: both restart and unseal with KMS
+        for index in (0, 1):
+            restart(c, index, awskms)
+        for node in c.nodes:
+            wait_for("auto-unsealed", lambda node=node: seal_status(node)["sealed"] is False)
+        assert read(c.active(), root) == "kept"
 
 
 def test_forwarding_over_tls_trusts_the_systems_ca_store(tmp_path: Path) -> None:
@@ -583,21 +581,16 @@ def test_forwarding_over_tls_trusts_the_systems_ca_store(tmp_path: Path) -> None
     store (here through SSL_CERT_FILE, which OpenSSL's default store honours), and refuses to without it."""
     from test_tls import make_certs
 
-    pg_support.require()
     certs = make_certs(tmp_path)
     saved = os.environ.get("SSL_CERT_FILE")
-    with short_timings(), pg_support.fresh_schema() as schema:
-        c = Cluster(tmp_path, schema)
-        c.tls = certs
-        try:
+    try:
+        with fresh_cluster(tmp_path) as c:
+            c.tls = certs
             os.environ["SSL_CERT_FILE"] = str(certs["ca"])
             trusting = c.node()
             os.environ["SSL_CERT_FILE"] = str(tmp_path / "no-such-store.pem")  # a store without the private CA
             untrusting = c.node()
-            body = trusting.request("PUT", "sys/init", token=None,
-                                    json={"secret_shares": 1, "secret_threshold": 1}).json()
-            remember_secret(body["keys"], body["root_token"])
-            c.keys, root = body["keys"], body["root_token"]
+            root = c.init_one_key(trusting)
             c.unseal(trusting)
             assert c.active() is trusting
             c.unseal(untrusting)
@@ -612,14 +605,11 @@ def test_forwarding_over_tls_trusts_the_systems_ca_store(tmp_path: Path) -> None
             wait_for("a forwarded write", lambda: trusting.request("PUT", "kv/app", token=root,
                                                                    json={"v": 2}).status_code == 204)
             assert untrusting.request("GET", "kv/app", token=root).json()["data"] == {"v": 2}
-        finally:
-            if saved is None:
-                os.environ.pop("SSL_CERT_FILE", None)
-            else:
-                os.environ["SSL_CERT_FILE"] = saved
-            for node in c.nodes:
-                if node.proc is not None:
-                    node.stop()
+    finally:
+        if saved is None:
+            os.environ.pop("SSL_CERT_FILE", None)
+        else:
+            os.environ["SSL_CERT_FILE"] = saved
 
 
 def test_a_standby_answers_its_own_metrics_to_a_token_allowed_to_read_them(cluster: Cluster) -> None:
