@@ -208,6 +208,33 @@ def test_rotate_root_on_demand_and_on_schedule(aws, moto):
     issue_ok(aws, "app")
 
 
+def test_lost_create_access_key_answers_leave_no_stray_key(aws, moto, fault_proxy):
+    """A static role's user and the root user each end a rotation holding exactly the key coffer stored,
+    even when moto made a key whose answer was lost and the SDK retried (that key nobody holds would stay
+    live on the static user, and on the root user it would refuse every later rotation)."""
+    root_user = unique("root-")
+    key = root_key(moto, *KEY_ACTIONS, name=root_user)
+    configure_root(aws, key, fault_proxy.endpoint, max_retries=2)
+    user = unique("svc-")
+    moto.admin_iam().create_user(UserName=user)
+    fault_proxy.fail("CreateAccessKey", "drop_after", times=1)
+    r = aws.request("POST", "aws/static-roles/svc", token=aws.root_token,
+                    json={"username": user, "rotation_period": "1h"})
+    assert r.status_code == 204, r.text
+    assert keys_of(moto, user) == [static_creds(aws, "svc")["access_key"]]
+
+    fault_proxy.fail("CreateAccessKey", "drop_after", times=1)
+    r = aws.request("POST", "aws/config/rotate-root", token=aws.root_token)
+    assert r.status_code == 200, r.text
+    assert keys_of(moto, root_user) == [r.json()["data"]["access_key"]]
+    r = aws.request("POST", "aws/config/rotate-root", token=aws.root_token)  # and the next rotation works
+    assert r.status_code == 200, r.text
+    # The static user had no key: the SDK's retry made a second. The root user had its own: the retry hit
+    # the two-key quota (409 LimitExceeded), so the stray went first and the key was made once more.
+    assert [status for action, status in fault_proxy.calls if action == "CreateAccessKey"] == \
+        [200, 200, 200, 409, 200, 200]
+
+
 def test_disable_automated_rotation_holds_the_schedule(aws, moto, monkeypatch):
     """With disable_automated_rotation the root key stays put however long the period has passed; once
     re-enabled it rotates. A static role rotating on every periodic tick shows that ticks did run."""

@@ -521,6 +521,22 @@ def test_create_user_answer_lost_then_retried_by_the_sdk_issues_normally(coffer,
     assert_only_leased_users(coffer, moto, role, [creds])
 
 
+@pytest.mark.parametrize("lost", [1, 2])
+def test_access_key_answers_lost_then_retried_by_the_sdk_leave_the_user_one_key(coffer, moto, fault_proxy, lost):
+    """moto made the key, the answer was lost, the SDK retried: the key nobody holds is deleted. Two lost
+    answers fill the user's two-key quota; the soak met that as a 400 "Cannot exceed quota for
+    AccessKeysPerUser: 2" for an ordinary read of aws/creds."""
+    configure_root(coffer, coffer.full_root, fault_proxy.endpoint, max_retries=2)
+    role = unique()
+    put_role(coffer, role, policy_document=json.dumps(ROLE_POLICY))
+    fault_proxy.fail("CreateAccessKey", "drop_after", times=lost)
+    creds = issue_ok(coffer, role)
+    user = owner(moto, creds["data"]["access_key"], coffer_users(moto, role))
+    keys = moto.admin_iam().list_access_keys(UserName=user)["AccessKeyMetadata"]
+    assert [k["AccessKeyId"] for k in keys] == [creds["data"]["access_key"]]
+    assert_only_leased_users(coffer, moto, role, [creds])
+
+
 def test_an_existing_user_of_a_fixed_name_is_never_taken_over(coffer, moto, fault_proxy):
     role = unique()
     moto.make_user(f"fixed-{role}", None)

@@ -25,6 +25,7 @@ from botocore.parsers import ResponseParserError
 
 from coffer.engines.aws import config as cfg
 from coffer.engines.aws import live
+from coffer.engines.aws.access_keys import create_access_key
 from coffer.engines.aws.clients import error_code
 from coffer.engines.aws.context import Abandoned, Aws
 from coffer.engines.aws.failures import StepError, client_error, step
@@ -87,7 +88,7 @@ def create_user_sync(iam: Any, username: str, role_name: str, role: Role, tags: 
               PolicyDocument=role.policy_document)
     for group in role.iam_groups:
         step("Error adding user to group", iam.add_user_to_group, UserName=username, GroupName=group)
-    key = step("Error creating access keys", iam.create_access_key, UserName=username)["AccessKey"]
+    key = create_access_key(iam, username, "Error creating access keys")
     return {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from coffer.engines.aws import config as cfg
+from coffer.engines.aws.access_keys import create_access_key
 from coffer.engines.aws.clients import error_code
 from coffer.engines.aws.context import Aws
 from coffer.engines.aws.failures import StepError, client_error, step
@@ -50,7 +51,7 @@ class RootRotation:
             raise InvalidRequest(f"the root IAM user {user} has {len(keys)} access keys; coffer rotates the root "
                                  f"key only while the user holds just the one coffer uses: delete "
                                  f"{', '.join(others)} first")
-        made = step("Error creating the new root access key", iam.create_access_key, UserName=user)["AccessKey"]
+        made = create_access_key(iam, user, "Error creating the new root access key", held=[config["access_key"]])
         return {"user": user, "access_key": made["AccessKeyId"], "secret_key": made["SecretAccessKey"]}
 
     def _usable(self, config: dict[str, Any], access_key: str, secret_key: str) -> bool:

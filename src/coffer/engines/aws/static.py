@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from coffer.engines.aws.access_keys import create_access_key
 from coffer.engines.aws.clients import error_code
 from coffer.engines.aws.config import lowered_for_tests
 from coffer.engines.aws.context import Aws
@@ -95,7 +96,8 @@ class StaticRoles:
             step(f"Error deleting access key {victim} of {user}", iam.delete_access_key, UserName=user,
                  AccessKeyId=victim)
             keys = [k for k in keys if k["AccessKeyId"] != victim]
-        made = step(f"Error creating an access key for {user}", iam.create_access_key, UserName=user)["AccessKey"]
+        made = create_access_key(iam, user, f"Error creating an access key for {user}",
+                                 held=[k["AccessKeyId"] for k in keys])
         return {"access_key": made["AccessKeyId"], "secret_key": made["SecretAccessKey"],
                 "old": [k["AccessKeyId"] for k in keys]}
 
