@@ -401,15 +401,12 @@ class MotoServer:
 
     def user_of(self, access_key: str) -> str | None:
         """The IAM user that owns ``access_key`` (None if no user has it)."""
-        iam = self.admin_iam()
-        for name in self.user_names():
-            try:
-                keys = iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
-            except iam.exceptions.NoSuchEntityException:
-                continue  # deleted since it was listed (a lease revoked meanwhile)
-            if any(k["AccessKeyId"] == access_key for k in keys):
-                return name
-        return None
+        # One call: listing every user's keys took seconds once a session had made hundreds of users, long
+        # enough for a 3-second lease to be revoked meanwhile.
+        try:
+            return self.admin_iam().get_access_key_last_used(AccessKeyId=access_key)["UserName"]
+        except ClientError:
+            return None
 
     def caller_arn(self, access_key: str, secret_key: str, session_token: str | None = None) -> str:
         """``sts:GetCallerIdentity`` ARN; raises ClientError for an unknown key."""

@@ -58,6 +58,9 @@ def test_mounts_audit_kv2_and_approle_sign_in(page, tmp_path, tmp_path_factory):
         page.click("form:has(#mount-path) button[type=submit]")
         expect(page.locator("#mounts-table")).to_contain_text("scratch/")
         assert "scratch/" in server.request("GET", "sys/mounts", token=root).json()["data"]
+        # After a change the UI learns the mounts again; a section opened meanwhile waits for that (with a slow
+        # sys/mounts the KV section still offered the disabled mount, and stayed so).
+        page.route("**/v1/sys/mounts", lambda route: (time.sleep(1.0), route.continue_()))
         page.once("dialog", lambda dialog: dialog.accept())
         page.click("#mounts-table tr:has-text('scratch/') button:has-text('Disable')")
         expect(page.locator(".messages .notice.ok")).to_contain_text("Disabled scratch/")
@@ -66,6 +69,7 @@ def test_mounts_audit_kv2_and_approle_sign_in(page, tmp_path, tmp_path_factory):
         # The KV section offers only what is still mounted: the one left is opened directly.
         page.click("nav a[data-page=kv]")
         expect(page.locator("h1")).to_have_text("KV stash/ version 2")
+        page.unroute("**/v1/sys/mounts")
 
         # A file audit device through its form: the server lists it and it records requests; then disabled.
         audit_log = tmp_path_factory.mktemp("ui-audit") / "audit.log"  # not beside the storage: refused there

@@ -398,8 +398,33 @@ def test_call_budget_holds_during_a_burst_of_200_issues(aws, moto, fault_proxy):
     assert busiest <= budget, busiest
 
 
+def test_calls_the_root_was_refused_are_not_made_again_on_every_revoke(aws, moto, fault_proxy):
+    """A least-privilege root may not list MFA devices, SSH keys, ...: the first teardown is refused those
+    seven calls, later ones skip them (each refusal is also an AccessDenied event in CloudTrail); new root
+    credentials try them again."""
+    coffer = through_proxy(aws, moto, fault_proxy, *ISSUE_ACTIONS, *TEARDOWN_ACTIONS)
+    put_role(coffer, "least", policy_document=json.dumps(ROLE_POLICY))
+    issued = [issue_ok(coffer, "least") for _ in range(4)]
+
+    def revoke(creds: dict) -> list[tuple[str, int | None]]:
+        fault_proxy.clear()
+        coffer.hvac.sys.revoke_lease(creds["lease_id"])
+        assert lookup(coffer, creds["lease_id"]).status_code != 200
+        return [(action, status) for action, status in fault_proxy.calls if status != 200]
+
+    first = revoke(issued[0])
+    assert len(first) == 7 and {status for _, status in first} == {403}, first
+    assert "ListMFADevices" in {action for action, _ in first}
+    assert revoke(issued[1]) == [] and revoke(issued[2]) == []
+    assert fault_proxy.count("DeleteUser", 200) == 1  # (the last revoke's)
+    configure_root(coffer, root_key(moto, *ISSUE_ACTIONS, *TEARDOWN_ACTIONS), fault_proxy.endpoint,
+                   max_retries=0)
+    assert len(revoke(issued[3])) == 7
+    assert resilience.coffer_users(moto, "least") == set()
+
+
 def test_bulk_revoke_keeps_to_the_call_budget(aws, moto, fault_proxy):
-    budget, count = 30, 10  # 10 teardowns of 12 calls each (7 of them refused: see TEARDOWN_ACTIONS): ~5 s
+    budget, count = 30, 10  # 10 teardowns of at most 12 calls each (7 refused, see TEARDOWN_ACTIONS): ~5 s
     coffer = through_proxy(aws, moto, fault_proxy, *ISSUE_ACTIONS, *TEARDOWN_ACTIONS)
     path = f"/bulk{uuid.uuid4().hex[:6]}/"
     put_role(coffer, "bulk", policy_document=json.dumps(ROLE_POLICY), user_path=path)

@@ -27,7 +27,7 @@ from coffer.engines.aws import config as cfg
 from coffer.engines.aws import live
 from coffer.engines.aws.access_keys import create_access_key
 from coffer.engines.aws.clients import error_code
-from coffer.engines.aws.context import Abandoned, Aws
+from coffer.engines.aws.context import Abandoned, Aws, Skips
 from coffer.engines.aws.failures import StepError, client_error, step
 from coffer.engines.aws.roles import Role, load_role
 from coffer.engines.aws.runtime import CONNECT_TIMEOUT, ISSUE, ISSUE_DEADLINE, READ_TIMEOUT, REVOKE
@@ -127,21 +127,40 @@ ATTACHMENTS = (
 _DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
 
 
-def delete_user_sync(iam: Any, username: str, unsupported: set[str] | None = None) -> None:
-    """Tear the user down completely; raises UserGone if it does not exist.
+_LOGIN_PROFILE = "delete_login_profile"
 
-    ``unsupported`` remembers listings the endpoint does not implement (some
-    IAM-compatible endpoints lack e.g. service-specific credentials); they
-    are skipped from then on.
-    """
+
+def delete_user_sync(iam: Any, username: str, skips: Skips | None = None) -> None:
+    """Tear the user down completely; raises UserGone if it does not exist."""
+    skips = skips if skips is not None else Skips()
+    try:
+        _delete_user(iam, username, skips, full=False)
+    except _SkippedTooMuch:
+        _delete_user(iam, username, skips, full=True)
+
+
+class _SkippedTooMuch(Exception):
+    """DeleteUser found attachments left after a teardown that skipped calls refused earlier."""
+
+
+def _delete_user(iam: Any, username: str, skips: Skips, full: bool) -> None:
     refused: list[str] = []  # permissions the root credentials lack
     left: list[str] = []  # what may still hang off the user because of that
-    unsupported = unsupported if unsupported is not None else set()
+    skipped = False
     seen = False
+
+    def skip(call: str) -> bool:
+        nonlocal skipped
+        if call in skips.unsupported:
+            return True
+        if not full and skips.recently_refused(call):
+            skipped = True
+            return True
+        return False
 
     def items(kind: Attachment) -> list[Any]:
         nonlocal seen
-        if kind.listing in unsupported:
+        if skip(kind.listing):
             return []
         try:
             if iam.can_paginate(kind.listing):
@@ -154,30 +173,33 @@ def delete_user_sync(iam: Any, username: str, unsupported: set[str] | None = Non
         except ResponseParserError:
             if kind.listing in _CORE_LISTINGS:
                 raise
-            unsupported.add(kind.listing)
+            skips.unsupported.add(kind.listing)
             return []
         except Exception as exc:
             code = error_code(exc)
             if code == "NoSuchEntity":
                 raise UserGone(username) from exc
             if code in _DENIED:
+                skips.refused(kind.listing)
                 refused.append(kind.list_permission)
                 left.append(f"{kind.what}s")
                 return []
             raise StepError(f"Error listing the {kind.what}s of user {username}", exc) from exc
 
-    def remove(permission: str, what: str, fn: Any, **params: Any) -> None:
+    def remove(permission: str, what: str, fn: Any, **params: Any) -> bool:
+        """Answers whether the call was refused."""
         try:
             fn(UserName=username, **params)
         except Exception as exc:
             code = error_code(exc)
             if code == "NoSuchEntity":
-                return
+                return False
             if code in _DENIED:
                 refused.append(permission)
                 left.append(what)
-                return
+                return True
             raise StepError(f"Error removing {what} from user {username}", exc) from exc
+        return False
 
     try:
         for kind in ATTACHMENTS:
@@ -185,13 +207,16 @@ def delete_user_sync(iam: Any, username: str, unsupported: set[str] | None = Non
                 ident = item if isinstance(item, str) else item[kind.id_param]
                 remove(kind.removal_permission, f"{kind.what} {ident}", getattr(iam, kind.removal),
                        **{kind.id_param: ident})
-        remove("iam:DeleteLoginProfile", "login profile", iam.delete_login_profile)
+        if not skip(_LOGIN_PROFILE) and remove("iam:DeleteLoginProfile", "login profile", iam.delete_login_profile):
+            skips.refused(_LOGIN_PROFILE)
         try:
             iam.delete_user(UserName=username)
         except Exception as exc:
             code = error_code(exc)
             if code == "NoSuchEntity":
                 return
+            if code == "DeleteConflict" and skipped:
+                raise _SkippedTooMuch() from exc
             if code == "DeleteConflict" and refused:
                 raise StepError(
                     f"Error deleting IAM user {username}: it still has attachments coffer could not remove "
@@ -254,7 +279,7 @@ class IamUsers:
                                 has_randomness(config.get("username_template", "")))
 
     def _delete(self, config: dict[str, Any], username: str) -> None:
-        delete_user_sync(self.aws.clients.iam(config), username, self.aws.unsupported)
+        delete_user_sync(self.aws.clients.iam(config), username, self.aws.teardown_skips(config))
 
     async def issue(self, req: Request, d: FieldData, name: str, role: Role) -> Response:
         aws = self.aws

@@ -75,7 +75,7 @@ class Orphans:
         return found
 
     def _delete(self, config: dict[str, Any], name: str) -> None:
-        delete_user_sync(self.aws.clients.iam(config), name, self.aws.unsupported)
+        delete_user_sync(self.aws.clients.iam(config), name, self.aws.teardown_skips(config))
 
     # -- finding -----------------------------------------------------------------------------------------
 

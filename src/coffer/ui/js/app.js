@@ -82,8 +82,17 @@ function navigation(current) {
 
 // After a change to the mounts: learn again what the token may reach and redraw the section list only, so the
 // page (and the message it just showed) stays as it is.
+// A page opened meanwhile waits for that (the KV page chooses among the mounts it finds in the state).
+let discovering = null;
+
 async function refresh(current, shown) {
-  await discover();
+  const learned = discover();
+  discovering = learned;
+  try {
+    await learned;
+  } finally {
+    if (discovering === learned) discovering = null;
+  }
   if (shown !== rendering) return; // another page is shown by now: it drew its own list
   const nav = document.querySelector("#app nav.nav");
   if (nav) nav.replaceWith(navigation(current));
@@ -150,6 +159,7 @@ export async function render() {
     go("#/login");
     return;
   }
+  if (discovering) await discovering.catch(() => {});
   if (mine !== rendering) return;
   const entry = route.id === "login" ? { id: "login", page: login } : PAGES.find((p) => p.id === route.id);
   if (!entry) {
