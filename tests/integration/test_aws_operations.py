@@ -271,9 +271,31 @@ def test_disable_automated_rotation_holds_the_schedule(aws, moto, monkeypatch):
     wait_until(lambda: refused(moto, *key), "the old root key deleted", 10)
 
 
+def test_rotation_schedule_fires_and_a_missed_window_is_skipped(aws, moto, monkeypatch):
+    """A cron schedule rotates the root key when it falls; a rotation missed by more than rotation_window
+    (the server was down) is skipped, with a log line, not made late."""
+    monkeypatch.setenv("COFFER_TEST_MIN_ROTATION_PERIOD", "1")  # test-only: a seconds field, short windows
+    restart(aws)
+    name = unique("root-")
+    key = root_key(moto, *KEY_ACTIONS, name=name)
+    configure_root(aws, key, moto.endpoint, rotation_schedule="* * * * * */3")  # (croniter: seconds come last)
+    wait_until(lambda: aws.request("GET", "aws/config/root", token=aws.root_token).json()["data"]["access_key"]
+               != key.access_key_id, "a rotation on the schedule", 30)
+    wait_until(lambda: refused(moto, *key), "the old root key deleted", 10)
+
+    # Every 8 s, within 6 s: down for 15 s, the due rotation is skipped at the first tick after unseal.
+    other = root_key(moto, *KEY_ACTIONS)
+    configure_root(aws, other, moto.endpoint, rotation_schedule="* * * * * */8", rotation_window="6s")
+    aws.stop()
+    time.sleep(15)
+    restart(aws)
+    wait_until(lambda: "was missed by more than its window; skipped" in aws.log(), "the skip's log line", 20)
+
+
 @pytest.mark.parametrize(("fields", "message"), [
     ({"rotation_period": "1h", "rotation_schedule": "0 3 * * *"}, "mutually exclusive"),
     ({"rotation_schedule": "not cron"}, "is not a cron expression"),
+    ({"rotation_schedule": "*/5 * * * * *"}, "is not a cron expression of five fields"),  # (seconds)
     ({"rotation_window": "2h"}, "rotation_window applies only with rotation_schedule"),
     ({"rotation_schedule": "0 3 * * *", "rotation_window": "10m"}, "rotation_window must be at least 1h"),
     ({"rotation_period": "5s"}, "rotation_period must be at least 10s"),
