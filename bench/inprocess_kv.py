@@ -1,4 +1,5 @@
-"""CPU cost of one KV read and one KV write through coffer's ASGI app, in-process (no sockets, no HTTP server).
+"""CPU cost of one KV read, one KV write and one token creation through coffer's ASGI app, in-process (no
+sockets, no HTTP server).
 
 What the socket benchmarks cannot show on a machine whose speed drifts: how much of coffer's own code a request
 runs. It times the same request loop under two checkouts, side by side, so a per-request regression is visible
@@ -69,7 +70,9 @@ async def main() -> None:
     await call("POST", "secret/bench", token, value)
     answer = await call("GET", "secret/bench", token)
     assert answer[0]["status"] == 200, answer
-    for name, args in (("GET", ("GET", "secret/bench", token)), ("PUT", ("POST", "secret/bench", token, value))):
+    child = orjson.dumps({"policies": ["bench"], "ttl": "1h"})
+    for name, args in (("GET", ("GET", "secret/bench", token)), ("PUT", ("POST", "secret/bench", token, value)),
+                       ("token create", ("POST", "auth/token/create", "root", child))):
         best = float("inf")
         for _ in range(5):
             started = time.process_time()

@@ -23,7 +23,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -96,7 +96,7 @@ class Lease:
         return max(0, int(self.expire_time - (now or time.time())))
 
     def index_ops(self) -> list[Op]:
-        ops: list[Op] = [Put(ID + self.lease_id, orjson.dumps(asdict(self))),
+        ops: list[Op] = [Put(ID + self.lease_id, orjson.dumps(self)),
                          Put(due_key(self.due, self.lease_id), b"")]
         if self.token_hash:
             ops.append(Put(f"{TOKEN}{self.token_hash}/{self.lease_id}", b""))
