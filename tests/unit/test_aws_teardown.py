@@ -27,6 +27,7 @@ class FakeIam:
         self.denied = denied
         self.mfa = ["arn:aws:iam::1:mfa/u"] if mfa else []
         self.keys = ["AKIA1"]
+        self.held = {"list_access_keys": self.keys, "list_mfa_devices": self.mfa}  # by listing
         self.exists = True
         self.calls: list[str] = []
 
@@ -45,8 +46,7 @@ class FakeIam:
 
         def call(**params: Any) -> dict[str, Any]:
             self._call(name)
-            held = self.keys if kind and kind.listing == "list_access_keys" else \
-                self.mfa if kind and kind.listing == "list_mfa_devices" else []
+            held = self.held.get(kind.listing, []) if kind is not None else []
             if kind is not None and name == kind.listing:
                 return {kind.key: [{kind.id_param: i} for i in held]}
             if kind is not None:
