@@ -263,8 +263,8 @@ def test_aws_path_help(aws):
 def test_aws_path_help_on_the_mount_root(aws):
     """``coffer path-help aws`` asks ``GET /v1/aws?help=1``: a help request for the mount's root
     path, which Vault's framework answers with the engine's help (handleRootHelp) even when no
-    path of the engine matches "". coffer's server answers 404 "unsupported path" (core.handle
-    routes the empty path through Backend.route before looking at the HELP operation)."""
+    path of the engine matches "". coffer's framework does the same (Backend answers a help request
+    for its root with the engine's help before routing the path)."""
     result = aws.cli("path-help", "aws")
     assert result.code == 0, str(result)
     assert "AWS secrets engine" in result.out, str(result)

@@ -115,12 +115,18 @@ def test_resolve_unique_ids(aws_auth, dev_server, moto):
     assert role["bound_iam_principal_id"] == [moto.admin_iam().get_user(UserName=name)["User"]["UserId"]]
     assert dev_server.request("POST", f"auth/{mount}/login", token=None,
                               json=payload(key, role="strict")).status_code == 200
+    # A glob beside the exact ARN binds other principals; it does not lift the exact one's binding.
+    others = arn.rsplit("/", 1)[0] + "/other-*"
+    client.write(f"auth/{mount}/role/mixed", bound_iam_principal_arn=[arn, others], resolve_aws_unique_ids=True,
+                 token_policies=["default"])
     # The same name, deleted and made again, is another principal.
     iam = moto.admin_iam()
     iam.delete_access_key(UserName=name, AccessKeyId=key[0])
     iam.delete_user(UserName=name)
     again = moto.make_user(name, None)
     r = dev_server.request("POST", f"auth/{mount}/login", token=None, json=payload(again, role="strict"))
+    assert r.status_code == 400 and "unique ID differs" in r.json()["errors"][0]
+    r = dev_server.request("POST", f"auth/{mount}/login", token=None, json=payload(again, role="mixed"))
     assert r.status_code == 400 and "unique ID differs" in r.json()["errors"][0]
 
 

@@ -340,8 +340,11 @@ class AwsAuth:
             raise InvalidRequest(f"account {account} is not among the role's bound_account_id")
         if not any(glob_match(p, canonical) for p in role["bound_iam_principal_arn"]):
             raise InvalidRequest(f'IAM principal "{canonical}" does not satisfy the role\'s bound_iam_principal_arn')
-        if role["resolve_aws_unique_ids"] and "*" not in "".join(role["bound_iam_principal_arn"]):
-            if user_id.split(":", 1)[0] not in role["bound_iam_principal_id"]:
+        if role["resolve_aws_unique_ids"]:
+            # An exact ARN binds the principal's unique ID; one that only a glob matches is bound by its ARN.
+            globs = [p for p in role["bound_iam_principal_arn"] if "*" in p]
+            if (user_id.split(":", 1)[0] not in role["bound_iam_principal_id"]
+                    and not any(glob_match(p, canonical) for p in globs)):
                 raise InvalidRequest(f'IAM principal "{canonical}" is not the one the role was bound to (its unique '
                                      "ID differs: deleted and created again?)")
         token = TokenParams.from_doc(role.get("token"))
