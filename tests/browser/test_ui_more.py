@@ -79,6 +79,7 @@ def test_mounts_audit_kv2_and_approle_sign_in(page, tmp_path, tmp_path_factory):
         page.fill("#audit-description", "from the UI")
         page.click("form:has(#audit-path) button[type=submit]")
         expect(page.locator("#audit-list tr", has_text="ui-file/")).to_contain_text(str(audit_log))
+        shot(page, "audit")
         device = server.request("GET", "sys/audit", token=root).json()["data"]["ui-file/"]
         assert device["type"] == "file" and device["options"]["file_path"] == str(audit_log)
         assert device["description"] == "from the UI"

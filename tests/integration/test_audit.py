@@ -83,6 +83,7 @@ def test_fail_closed(sqlite_server, tmp_path_factory):
     assert s.request("PUT", "sys/audit/file", token=root,
                      json={"type": "file", "options": {"file_path": str(log)}}).status_code == 204
     s.request("POST", "sys/mounts/kv", token=root, json={"type": "kv"}).raise_for_status()
+    assert audit_counters(s, root) == {"coffer_audit_unrecorded_total": 0}
     # Make the only device unable to write: replace its file with a directory and rotate (SIGHUP reopens).
     log.unlink()
     log.mkdir()
@@ -90,17 +91,28 @@ def test_fail_closed(sqlite_server, tmp_path_factory):
     time.sleep(0.5)
     r = s.request("PUT", "kv/blocked", token=root, json={"a": "b"})
     assert r.status_code == 500 and "audit" in r.json()["errors"][0]
-    # The refused request had no effect.
+    # The refused request had no effect, and the metrics count the device's failures (once the scrape can be
+    # recorded): two entries, the request's and the error answer's.
     log.rmdir()
     s.proc.send_signal(signal.SIGHUP)
     time.sleep(0.5)
     assert s.request("GET", "kv/blocked", token=root).status_code == 404
+    assert audit_counters(s, root) == {"coffer_audit_unrecorded_total": 2,
+                                       "coffer_audit_device_failures_total{'device': 'file/'}": 2}
     # Rotation: the old file is moved away, SIGHUP opens a new one.
     os.rename(log, logdir / "audit.log.1")
     s.proc.send_signal(signal.SIGHUP)
     time.sleep(0.5)
     s.request("PUT", "kv/after", token=root, json={"a": "b"}).raise_for_status()
     assert any(e["request"]["path"] == "kv/after" for e in lines(log))
+
+
+def audit_counters(server, token: str) -> dict[str, float]:
+    """The audit counters of ``sys/metrics`` (Vault's JSON form), by name and labels."""
+    r = server.request("GET", "sys/metrics", token=token)
+    assert r.status_code == 200, r.text
+    return {c["Name"] + (str(c["Labels"]) if c["Labels"] else ""): c["Sum"] for c in r.json()["Counters"]
+            if c["Name"].startswith("coffer_audit_")}
 
 
 @pytest.fixture

@@ -90,3 +90,17 @@ def test_passwords_are_stored_hashed(sqlite_server, tmp_path):
     sqlite_server.stop()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("coffer.db*"))
     assert b"a-very-recognizable-password" not in raw
+
+
+def test_the_mounts_tuned_ttls_reach_its_login_tokens(userpass, dev_server):
+    client, mount = userpass
+    client.sys.tune_auth_method(mount, default_lease_ttl="10m", max_lease_ttl="20m")
+    client.auth.userpass.create_or_update_user("carol", password="pw", mount_point=mount)
+    client.auth.userpass.create_or_update_user("dave", password="pw", token_ttl="1h", mount_point=mount)
+    app = hvac.Client(url=dev_server.addr)
+    # No token_ttl on the user: the mount's default; a longer token_ttl is cut to the mount's maximum.
+    assert app.auth.userpass.login("carol", "pw", mount_point=mount)["auth"]["lease_duration"] == 600
+    assert app.auth.userpass.login("dave", "pw", mount_point=mount)["auth"]["lease_duration"] == 1200
+    assert app.auth.token.lookup_self()["data"]["explicit_max_ttl"] == 0
+    r = dev_server.request("POST", "auth/token/renew-self", token=app.token, json={"increment": "2h"})
+    assert r.status_code == 200 and r.json()["auth"]["lease_duration"] <= 1200, r.text

@@ -116,6 +116,14 @@ def test_static_role_rotates_on_schedule_across_a_restart(aws, moto, monkeypatch
     assert not refused(moto, latest["access_key"], latest["secret_key"])
     assert aws.request("LIST", "aws/static-roles", token=aws.root_token).json()["data"]["keys"] == ["svc"]
 
+    # Deleted: coffer stops managing the user (as Vault does, the user and its key stay) and rotates no more.
+    assert aws.request("DELETE", "aws/static-roles/svc", token=aws.root_token).status_code == 204
+    assert aws.request("GET", "aws/static-creds/svc", token=aws.root_token).status_code == 404
+    assert aws.request("LIST", "aws/static-roles", token=aws.root_token).status_code == 404
+    time.sleep(5)  # past the 4 s period
+    assert keys_of(moto, user) == [latest["access_key"]]
+    assert not refused(moto, latest["access_key"], latest["secret_key"])
+
 
 def test_static_role_refusals(aws, moto):
     configure_root(aws, root_key(moto, "GetUser"), moto.endpoint)  # "does not exist" is GetUser's NoSuchEntity
