@@ -422,14 +422,27 @@ def test_step_down_hands_over_and_members_through_the_cli(cluster: Cluster) -> N
     assert kv_put(old, cluster.root, "after-step-down", {"ok": True}).status_code == 200
 
 
-def test_ha_storage_is_refused_with_what_to_do_instead() -> None:
+def test_ha_storage_is_the_storage_database_itself_or_refused() -> None:
+    """Vault's ha_storage stanza names where the lock lives. coffer fences every write with the lock in the same
+    transaction, so the lock must be in the storage's own PostgreSQL database: such a stanza turns HA on (with
+    its ha_table); any other lock store is refused, saying what to write instead."""
     from coffer.config import ConfigError, parse_config
 
-    text = ('storage "postgresql" {\n  connection_url = "postgresql://x@y/z"\n}\n'
-            'ha_storage "postgresql" {\n  connection_url = "postgresql://x@y/z"\n}\n'
-            'listener "tcp" {\n  address = "127.0.0.1:8200"\n  tls_disable = true\n}\n')
+    listener = 'listener "tcp" {\n  address = "127.0.0.1:8200"\n  tls_disable = true\n}\n'
+    storage = 'storage "postgresql" {\n  connection_url = "postgresql://x@y/z"\n}\n'
+    same = parse_config(storage + 'ha_storage "postgresql" {\n  connection_url = "postgresql://x@y/z"\n'
+                        '  ha_table = "locks"\n}\n' + listener)
+    assert same.storage.type == "postgresql"
+    assert same.storage.options == {"connection_url": "postgresql://x@y/z", "ha_enabled": "true",
+                                    "ha_table": "locks"}
+    assert not same.warnings
+    for other in ('ha_storage "postgresql" {\n  connection_url = "postgresql://x@elsewhere/z"\n}\n',
+                  'ha_backend "consul" {\n  address = "127.0.0.1:8500"\n}\n'):
+        with pytest.raises(ConfigError, match='ha_enabled = "true"'):
+            parse_config(storage + other + listener)
     with pytest.raises(ConfigError, match='ha_enabled = "true"'):
-        parse_config(text)
+        parse_config('storage "sqlite" {\n  path = "/tmp/x.db"\n}\n'
+                     'ha_storage "postgresql" {\n  connection_url = "postgresql://x@y/z"\n}\n' + listener)
 
 
 def test_ha_without_api_addr_on_a_wildcard_listener_is_refused() -> None:

@@ -24,6 +24,8 @@ _TOP_LEVEL_KEYS = frozenset(
         "storage",
         "seal",
         "backend",
+        "ha_storage",
+        "ha_backend",
         "listener",
         "default_lease_ttl",
         "max_lease_ttl",
@@ -81,11 +83,9 @@ _TOP_LEVEL_IGNORED = frozenset(
         "user_lockout",
     }
 )
-# A separate lock store is not needed: PostgreSQL storage is its own HA lock store.
-_HA_STORAGE_KEYS = ("ha_storage", "ha_backend")
 
 # Top-level keys whose value is a block: the others are single settings.
-_BLOCK_KEYS = frozenset({"storage", "backend", "listener", "telemetry", "seal"})
+_BLOCK_KEYS = frozenset({"storage", "backend", "ha_storage", "ha_backend", "listener", "telemetry", "seal"})
 
 #: The telemetry block: what coffer reads, Vault's keys that change nothing here, and Vault's metric sinks
 #: (coffer serves its metrics at sys/metrics only).
@@ -110,7 +110,7 @@ class Builder(StorageSealChecks, ListenerChecks):
             self.check_top_level_key(str(key))
         for key in list(data):
             self.check_repeated(str(key))
-        storage = self.storage(data)
+        storage = self.ha_storage(data, self.storage(data))
         listener = self.listener(data)
         default_ttl, max_ttl = self.lease_ttls(data)
         return ServerConfig(
@@ -136,10 +136,7 @@ class Builder(StorageSealChecks, ListenerChecks):
         if key in _TOP_LEVEL_KEYS or key in _TOP_LEVEL_IGNORED:
             return
         line = self.line_of(key)
-        if key in _HA_STORAGE_KEYS:
-            raise self.error(f'"{key}" is not supported: for high availability set ha_enabled = "true" in the '
-                             'storage "postgresql" block (it holds the lock itself)', line)
-        known = _TOP_LEVEL_KEYS | _TOP_LEVEL_IGNORED | set(_HA_STORAGE_KEYS)
+        known = _TOP_LEVEL_KEYS | _TOP_LEVEL_IGNORED
         self.warn(f'unknown configuration key "{key}" (ignored){did_you_mean(key, known)}', line)
 
     def check_repeated(self, key: str) -> None:

@@ -38,6 +38,30 @@ class StorageSealChecks(Checks):
             )
         return self.storage_block(data, present[0])
 
+    def ha_storage(self, data: dict[str, Any], storage: StorageConfig) -> StorageConfig:
+        """Vault's ``ha_storage`` (older word ``ha_backend``): where the HA lock lives. coffer fences every write
+        with the lock in the same transaction, so only the storage's own PostgreSQL database can hold it; such a
+        block turns HA on (with its ``ha_table``), any other is refused."""
+        present = [k for k in ("ha_storage", "ha_backend") if k in data]
+        if not present:
+            return storage
+        key, line = present[0], self.line_of(present[0])
+        instead = ('set ha_enabled = "true" in the storage "postgresql" block instead (coffer fences every write '
+                   'with the lock in the same transaction, so the lock lives in the storage\'s own database)')
+        if len(present) > 1:
+            raise self.error('both "ha_storage" and "ha_backend" are set; they mean the same thing, so keep only '
+                             '"ha_storage"', self.line_of("ha_backend"))
+        found = self.blocks(key, data[key], STORAGE_EXAMPLE)
+        if storage.type != "postgresql" or len(found) != 1 or found[0][0] != "postgresql":
+            raise self.error(f'"{key}" must name the storage\'s own PostgreSQL database: {instead}', line)
+        ha = self.storage_block(data, key)
+        if ha.options.get("connection_url", "") != storage.options.get("connection_url", ""):
+            raise self.error(f'"{key}" names another database than the storage block: {instead}', line)
+        options = {**storage.options, "ha_enabled": "true"}
+        if "ha_table" in ha.options:
+            options["ha_table"] = ha.options["ha_table"]
+        return StorageConfig(type=storage.type, options=options)
+
     def storage_block(self, data: dict[str, Any], key: str) -> StorageConfig:
         """The one ``key "<type>" { ... }`` block (``storage``, or a migration's ``storage_source``...)."""
         line = self.line_of(key)
