@@ -223,3 +223,66 @@ def test_renew_and_revoke_single_leases_from_the_leases_page(page, leases_server
     expect(page.locator("#leases-table")).not_to_contain_text(gone.rsplit("/", 1)[1])
     server.request("PUT", "sys/leases/revoke", token=root, json={"lease_id": kept, "sync": True}).raise_for_status()
     assert not moto.user_exists(users[1])
+
+
+STS_ROOT = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["sts:AssumeRole", "iam:GetRole"], "Resource": "*"}]}
+
+
+def test_an_assumed_role_role_made_and_used_from_the_ui(page, tmp_path, moto):
+    """The role form offers every credential type with the fields each takes; an assumed_role role made there
+    issues STS credentials (session token shown, the lease counting down) that moto knows as the role's."""
+    server = start(tmp_path)
+    try:
+        _, root = init_and_unseal(server)
+        server.request("POST", "sys/mounts/aws", token=root, json={"type": "aws"}).raise_for_status()
+        name = f"ui-sts-root-{uuid.uuid4().hex[:8]}"
+        key = moto.make_user(name, STS_ROOT)
+        server.request("POST", "aws/config/root", token=root, json={
+            "access_key": key.access_key_id, "secret_key": key.secret_access_key, "region": "us-east-1",
+            "iam_endpoint": moto.endpoint, "sts_endpoint": moto.endpoint}).raise_for_status()
+        trusted = moto.admin_iam().get_user(UserName=name)["User"]["Arn"]
+        role_name = f"ui-deploy-{uuid.uuid4().hex[:8]}"
+        role_arn = moto.admin_iam().create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": trusted}, "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        sign_in(page, server, root)
+
+        page.click("nav a[data-page=aws]")
+        page.click("#new-role")
+        page.fill("#role-name", "ci")
+        expect(page.locator("#role-user-path")).to_be_visible()
+        expect(page.locator("#role-role-arns")).to_be_hidden()
+        page.select_option("#role-type", "session_token")  # no policy at all for this type
+        expect(page.locator("#role-policy-document")).to_be_hidden()
+        expect(page.locator("#role-default-sts-ttl")).to_be_visible()
+        page.select_option("#role-type", "assumed_role")
+        expect(page.locator("#role-user-path")).to_be_hidden()
+        page.fill("#role-role-arns", role_arn)
+        page.fill("#role-default-sts-ttl", "20m")
+        page.click("#role-save")
+        expect(page.locator("h1")).to_have_text("Role ci")
+        expect(page.locator("#role-table")).to_contain_text(role_arn)
+        expect(page.locator("#role-table")).to_contain_text("20m")
+        role = server.request("GET", "aws/roles/ci", token=root).json()["data"]
+        assert role["credential_type"] == "assumed_role" and role["role_arns"] == [role_arn]
+        assert role["default_sts_ttl"] == 1200 and role["user_path"] == ""
+
+        page.click("#issue-link")
+        page.click("#issue-button")
+        access_key = page.locator("#access-key").inner_text()
+        secret = page.locator("#secret-key").get_attribute("data-value")
+        session = page.locator("#session-token").get_attribute("data-value")
+        for value in (secret, session):
+            remember_secret(value)
+        assert session and session not in page.locator("#creds").inner_text()
+        assert moto.caller_arn(access_key, secret, session).startswith(
+            f"arn:aws:sts::{role_arn.split(':')[4]}:assumed-role/{role_name}/")
+        assert 1190 <= int(page.locator("#lease-countdown").get_attribute("data-remaining")) <= 1200
+        expect(page.locator("#renew-button")).to_be_disabled()  # STS leases are not renewable
+        page.click("#revoke-button")
+        expect(page.locator("#lease-state")).to_contain_text("the lease is forgotten")
+        leases = server.request("LIST", "sys/leases/lookup/aws/creds/ci/", token=root)
+        assert leases.status_code == 404, leases.text
+    finally:
+        server.stop()

@@ -1,9 +1,20 @@
-// AWS roles (list, view, create and edit with the policy JSON checked as you type) and issuing credentials.
+// AWS roles (list, view, create and edit of each credential type, the policy JSON checked as you type) and issuing
+// credentials.
 import { api, encodePath, listPage } from "../api.js";
 import { button, copyButton, duration, field, h, notice, replace, table } from "../dom.js";
 import { editor, jsonProblem, lineOf } from "../editor.js";
 
 const segment = (mount) => encodeURIComponent(mount.replace(/\/$/, ""));
+
+// The fields of the role form each credential type takes (the engine refuses a role with another type's field).
+const TYPE_FIELDS = {
+  iam_user: ["policy_document", "policy_arns", "iam_groups", "user_path"],
+  assumed_role: ["role_arns", "policy_document", "policy_arns", "iam_groups", "default_sts_ttl", "max_sts_ttl"],
+  federation_token: ["policy_document", "policy_arns", "iam_groups", "default_sts_ttl", "max_sts_ttl"],
+  session_token: ["default_sts_ttl", "max_sts_ttl"],
+};
+const STS_TTLS = ["default_sts_ttl", "max_sts_ttl"];
+const list = (values) => (values || []).join(", ") || "—";
 
 export async function render(main, route, ctx) {
   const mounts = ctx.state.awsMounts.filter((m) => m.allowed);
@@ -54,13 +65,19 @@ async function roleView(main, ctx, mount, name) {
         "Issue credentials"),
       h("a", { href: base, class: "button" }, "All roles")));
   const policy = role.policy_document ? JSON.stringify(JSON.parse(role.policy_document), null, 2) : "";
-  main.append(h("div", { class: "card" }, table(["", ""], [
-    ["Credential type", role.credential_type],
-    ["Policy ARNs", (role.policy_arns || []).join(", ") || "—"],
-    ["IAM groups", (role.iam_groups || []).join(", ") || "—"],
-    ["User path", role.user_path || "/"],
-    ["Permissions boundary", role.permissions_boundary_arn || "—"],
-  ], { class: "kv" }), policy ? h("pre", { class: "code", id: "role-policy" }, policy) : null));
+  const takes = TYPE_FIELDS[role.credential_type] || [];
+  const rows = [["Credential type", role.credential_type]];
+  if (takes.includes("role_arns")) rows.push(["Role ARNs", list(role.role_arns)]);
+  if (takes.includes("policy_arns")) rows.push(["Policy ARNs", list(role.policy_arns)], ["IAM groups", list(role.iam_groups)]);
+  if (takes.includes("user_path")) {
+    rows.push(["User path", role.user_path || "/"], ["Permissions boundary", role.permissions_boundary_arn || "—"]);
+  }
+  if (takes.includes("default_sts_ttl")) {
+    rows.push(["Default STS TTL", role.default_sts_ttl ? duration(role.default_sts_ttl) : "AWS's default (1h)"],
+      ["Maximum STS TTL", role.max_sts_ttl ? duration(role.max_sts_ttl) : "—"]);
+  }
+  main.append(h("div", { class: "card" }, table(["", ""], rows, { class: "kv", id: "role-table" }),
+    policy ? h("pre", { class: "code", id: "role-policy" }, policy) : null));
   await roleEditor(main, ctx, mount, name, role);
 }
 
@@ -131,9 +148,15 @@ function lineOfKey(text, key, occurrence = 0) {
 async function roleEditor(main, ctx, mount, name, role = null) {
   const message = h("div", { class: "messages" });
   const nameInput = h("input", { id: "role-name", value: name || "", placeholder: "deploy", disabled: !!name });
-  const type = h("select", { id: "role-type" }, h("option", { value: "iam_user" }, "iam_user"));
+  const current = role ? role.credential_type : "iam_user";
+  const type = h("select", { id: "role-type" },
+    Object.keys(TYPE_FIELDS).map((t) => h("option", { value: t, selected: t === current }, t)));
+  const roleArns = h("input", { id: "role-role-arns", value: role ? (role.role_arns || []).join(",") : "",
+    placeholder: "arn:aws:iam::123456789012:role/deploy" });
   const arns = h("input", { id: "role-policy-arns", value: role ? (role.policy_arns || []).join(",") : "",
     placeholder: "arn:aws:iam::aws:policy/ReadOnlyAccess" });
+  const ttls = Object.fromEntries(STS_TTLS.map((key) => [key, h("input", {
+    id: `role-${key.replaceAll("_", "-")}`, value: role && role[key] ? `${role[key]}s` : "", placeholder: "1h" })]));
   const groups = h("input", { id: "role-groups", value: role ? (role.iam_groups || []).join(",") : "" });
   const userPath = h("input", { id: "role-user-path", value: role ? role.user_path || "" : "", placeholder: "/" });
   const initial = role && role.policy_document ? JSON.stringify(JSON.parse(role.policy_document), null, 2)
@@ -143,18 +166,33 @@ async function roleEditor(main, ctx, mount, name, role = null) {
   const doc = editor({ id: "role-policy-document", value: initial, rows: 12, onInput: check });
 
   function check(text) {
-    const problems = policyProblems(text);
+    const problems = takes().includes("policy_document") ? policyProblems(text) : [];
     if (problems.length) doc.problem(problems.map((p) => p.message).join("; "), problems[0].line);
     else doc.ok(text.trim() ? "The policy document looks valid." : "");
     save.disabled = problems.length > 0;
   }
 
+  const inputs = { role_arns: roleArns, policy_document: doc, policy_arns: arns, iam_groups: groups,
+    user_path: userPath, ...ttls };
+  const fields = {
+    role_arns: field("Role ARNs", roleArns, "Comma-separated ARNs of the IAM roles it may assume."),
+    policy_document: field("Policy document (JSON)", doc.element,
+      "Checked as you type; AWS checks it again when credentials are made."),
+    policy_arns: field("Policy ARNs", arns, "Comma-separated managed policy ARNs."),
+    iam_groups: field("IAM groups", groups, "Comma-separated group names."),
+    user_path: field("User path", userPath),
+    default_sts_ttl: field("Default STS TTL", ttls.default_sts_ttl, "At least 15m; empty for AWS's default."),
+    max_sts_ttl: field("Maximum STS TTL", ttls.max_sts_ttl, "Empty for no limit but AWS's."),
+  };
+  const takes = () => TYPE_FIELDS[type.value];
+  function showFields() {
+    for (const [key, element] of Object.entries(fields)) element.hidden = !takes().includes(key);
+    check(doc.value);
+  }
+  type.addEventListener("change", showFields);
+
   const form = h("form", { class: "card", id: "role-form" }, h("h2", {}, name ? "Edit the role" : "New role"),
-    field("Name", nameInput), field("Credential type", type),
-    field("Policy document (JSON)", doc.element, "Checked as you type; AWS checks it again when a key is made."),
-    field("Policy ARNs", arns, "Comma-separated managed policy ARNs."),
-    field("IAM groups", groups, "Comma-separated group names."),
-    field("User path", userPath),
+    field("Name", nameInput), field("Credential type", type), Object.values(fields),
     h("div", { class: "row" }, save,
       name ? button("Delete role", remove, { class: "danger", id: "role-delete" }) : null));
   form.addEventListener("submit", async (event) => {
@@ -165,8 +203,12 @@ async function roleEditor(main, ctx, mount, name, role = null) {
       replace(message, notice("error", "Give the role a name."));
       return;
     }
-    const body = { credential_type: type.value, policy_document: doc.value.trim(),
-      policy_arns: arns.value.trim(), iam_groups: groups.value.trim(), user_path: userPath.value.trim() };
+    // The fields of the chosen type; another type's fields are emptied (a role whose type changed keeps none).
+    const body = { credential_type: type.value };
+    for (const [key, input] of Object.entries(inputs)) {
+      const value = takes().includes(key) ? input.value.trim() : "";
+      body[key] = STS_TTLS.includes(key) && !value ? 0 : value;
+    }
     try {
       const answer = await api("POST", `${mount}roles/${encodePath(target)}`, { body });
       const warnings = (answer && answer.warnings) || [];
@@ -189,14 +231,15 @@ async function roleEditor(main, ctx, mount, name, role = null) {
     }
   }
 
-  if (initial) check(initial);
+  showFields();
   main.append(form, message);
 }
 
 async function credsView(main, ctx, mount, name) {
   main.append(h("h1", {}, `Credentials for ${name}`),
-    h("p", {}, "Each issue creates a new IAM user with the role's policy and an access key, leased: revoking the ",
-      "lease (or letting it expire) deletes the user."));
+    h("p", {}, "An iam_user role's credentials are a new IAM user with an access key, deleted when the lease is ",
+      "revoked or expires. The STS types' credentials (with a session token) last as long as AWS made them: ",
+      "revoking their lease only forgets it, since AWS cannot take a session back."));
   const message = h("div", { class: "messages" });
   const panel = h("div", { id: "creds" });
   const issue = button("Issue credentials", async () => {
@@ -228,6 +271,7 @@ async function credsView(main, ctx, mount, name) {
 
   function show(answer) {
     const data = answer.data || {};
+    const sts = !!data.security_token;
     const leaseId = answer.lease_id;
     let expires = Date.now() + answer.lease_duration * 1000;
     const total = Math.max(answer.lease_duration, 1);
@@ -244,7 +288,8 @@ async function credsView(main, ctx, mount, name) {
       bar.firstChild.style.width = `${Math.min(100, (left / total) * 100)}%`;
       if (!left) {
         over = true;
-        replace(state, notice("info", "The lease expired: coffer revokes it and deletes the IAM user."));
+        replace(state, notice("info", sts ? "The lease expired, and with it the STS credentials."
+          : "The lease expired: coffer revokes it and deletes the IAM user."));
       }
     }
 
@@ -275,7 +320,8 @@ async function credsView(main, ctx, mount, name) {
         countdown.dataset.remaining = "0";
         bar.firstChild.style.width = "0%";
         renew.disabled = true;
-        replace(state, notice("ok", "Revoked: the IAM user and its access key were deleted."));
+        replace(state, notice("ok", sts ? "Revoked: the lease is forgotten (the STS credentials work until they expire)."
+          : "Revoked: the IAM user and its access key were deleted."));
       } catch (exc) {
         revoke.disabled = false;
         replace(state, notice("error", exc.message));
