@@ -60,8 +60,9 @@ def due_key(when: float, lease_id: str) -> str:
 
 
 def backoff(attempt: int, base: float = 1.0, cap: float = 300.0) -> float:
-    """Exponential backoff with full jitter: attempt 1 waits up to ~1 s, then 2, 4 ..."""
-    return random.uniform(0.5, 1.0) * min(cap, base * 2 ** (attempt - 1))
+    """Exponential backoff with jitter: attempt 1 waits up to ~1 s, then 2, 4 ... up to ``cap`` (the exponent is
+    bounded too: past attempt ~1,025 the power of two no longer fits a float)."""
+    return random.uniform(0.5, 1.0) * min(cap, base * 2.0 ** min(attempt - 1, 64))
 
 
 @dataclass(slots=True)
