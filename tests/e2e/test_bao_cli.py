@@ -112,8 +112,9 @@ def test_secrets_and_auth_mounts(dev):
         f"Success! Enabled the kv secrets engine at: {path}/"
     listed = bao.json("secrets list")
     assert listed[f"{path}/"]["type"] == "kv" and {"sys/", "cubbyhole/"} <= set(listed)
-    bao.ok("secrets", "tune", "-default-lease-ttl=30m", f"{path}/")
-    assert bao.json("secrets list")[f"{path}/"]["config"]["default_lease_ttl"] == 1800
+    bao.ok("secrets", "tune", "-default-lease-ttl=30m", "-listing-visibility=unauth", f"{path}/")
+    config = bao.json("secrets list")[f"{path}/"]["config"]
+    assert config["default_lease_ttl"] == 1800 and config["listing_visibility"] == "unauth"
     moved = unique("kvm")
     bao.ok("secrets", "move", f"{path}/", f"{moved}/")
     assert f"{moved}/" in bao.json("secrets list")

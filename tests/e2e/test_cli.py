@@ -580,6 +580,8 @@ def test_secrets_engines_both_spellings(cli):
     assert cli.ok("secrets", "tune", "-default-lease-ttl=30m", team).out == \
         f"Success! Tuned the secrets engine at: {team}/\n"
     assert cli.json("secrets", "list")["data"][f"{team}/"]["config"]["default_lease_ttl"] == 1800
+    cli.ok("secrets", "tune", "-listing-visibility=unauth", team)
+    assert cli.json("secrets", "list")["data"][f"{team}/"]["config"]["listing_visibility"] == "unauth"
     assert re.search(rf"^{team}/\s+kv\s+kv_\w+\s+1800\s+system\s+n/a\s+the team$",
                      cli.ok("secrets", "list", "-detailed").out, re.M)
     assert cli.ok("secrets", "move", team, moved).out == f"Success! Moved secrets engine {team}/ to: {moved}/\n"

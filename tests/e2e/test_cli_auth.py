@@ -33,9 +33,10 @@ def test_auth_enable_list_tune_disable(cli):
     line = next(row for row in listed.splitlines() if row.startswith(f"{path}/"))
     assert "userpass" in line and "people" in line and "system" in line
     assert "token/" in listed
-    cli.ok("auth", "tune", "-default-lease-ttl=30m", "-max-lease-ttl=2h", path)
+    cli.ok("auth", "tune", "-default-lease-ttl=30m", "-max-lease-ttl=2h", "-listing-visibility=unauth", path)
     tuned = cli.json("read", f"sys/auth/{path}/tune")["data"]
     assert tuned["default_lease_ttl"] == 1800 and tuned["max_lease_ttl"] == 7200
+    assert tuned["listing_visibility"] == "unauth"
     as_json = cli.json("auth", "list")
     assert as_json["data"][f"{path}/"]["type"] == "userpass"
     bad = cli("auth", "enable", "-path=x", "nosuch")

@@ -48,3 +48,32 @@ async def test_without_a_token_nothing_is_shown(coffer):
         "auth": {}, "secret": {}}
     r = await coffer.call("GET", "sys/internal/ui/mounts/secret", token=None)
     assert r.status_code == 403 and r.json()["errors"] == ["permission denied"]
+
+
+async def test_mounts_tuned_listing_visibility_unauth_are_listed_without_a_token(coffer):
+    """As Vault does (checked against OpenBao 2.7): web UIs list the login methods from here before sign-in."""
+    assert (await coffer.call("POST", "sys/auth/up", json={"type": "userpass", "description": "people"})
+            ).status_code == 204
+    assert (await coffer.call("POST", "sys/mounts/shown", json={
+        "type": "kv-v2", "config": {"listing_visibility": "unauth"}})).status_code == 204
+    assert (await coffer.call("POST", "sys/auth/up/tune", json={"listing_visibility": "unauth"})).status_code == 204
+    body = (await coffer.call("GET", "sys/internal/ui/mounts", token=None)).json()["data"]
+    assert body == {"auth": {"up/": {"description": "people", "options": None, "type": "userpass"}},
+                    "secret": {"shown/": {"description": "", "options": {"version": "2"}, "type": "kv"}}}
+    # A token sees them in full beside its own; one mount is still shown only to a token allowed under it.
+    token = await token_with(coffer, "nothing", 'path "other/*" { capabilities = ["read"] }')
+    data = (await coffer.call("GET", "sys/internal/ui/mounts", token=token)).json()["data"]
+    assert data["auth"]["up/"]["accessor"].startswith("auth_userpass_") and "shown/" in data["secret"]
+    r = await coffer.call("GET", "sys/internal/ui/mounts/shown", token=token)
+    assert r.status_code == 403
+    # Where Vault shows it, and how it is refused or taken back.
+    config = (await coffer.call("GET", "sys/auth")).json()["data"]["up/"]["config"]
+    assert config["listing_visibility"] == "unauth"
+    assert "listing_visibility" not in (await coffer.call("GET", "sys/auth")).json()["data"]["token/"]["config"]
+    assert (await coffer.call("GET", "sys/auth/up/tune")).json()["data"]["listing_visibility"] == "unauth"
+    r = await coffer.call("POST", "sys/mounts/shown/tune", json={"listing_visibility": "bogus"})
+    assert r.status_code == 400 and "invalid listing_visibility" in r.json()["errors"][0]
+    for value in ("hidden", ""):
+        assert (await coffer.call("POST", "sys/mounts/shown/tune", json={"listing_visibility": value})
+                ).status_code == 204
+        assert (await coffer.call("GET", "sys/internal/ui/mounts", token=None)).json()["data"]["secret"] == {}

@@ -105,9 +105,10 @@ def list_(env: Env, detailed: bool) -> None:
 @flag("default-lease-ttl", help="Default TTL of the tokens it issues, e.g. 1h.")
 @flag("max-lease-ttl", help="Maximum TTL of the tokens it issues, e.g. 24h.")
 @flag("description", help="A new description.")
+@flag("listing-visibility", help='"unauth" to list it to callers without a token (sys/internal/ui/mounts), or "".')
 @api_command
 def tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str | None,
-         description: str | None) -> None:
+         description: str | None, listing_visibility: str | None) -> None:
     """Change an auth method's token TTLs or description.
 
     \b
@@ -116,9 +117,11 @@ def tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str 
     """
     mount = _mount(path)
     data = {k: v for k, v in (("default_lease_ttl", default_lease_ttl), ("max_lease_ttl", max_lease_ttl),
-                              ("description", description)) if v is not None}
+                              ("description", description), ("listing_visibility", listing_visibility))
+            if v is not None}
     if not data:
-        raise click.UsageError("nothing to tune: give -default-lease-ttl, -max-lease-ttl or -description")
+        raise click.UsageError("nothing to tune: give -default-lease-ttl, -max-lease-ttl, -description or "
+                               "-listing-visibility")
     env.client.write(f"sys/auth/{mount}/tune", data)
     click.echo(f"Success! Tuned the auth method at: {mount}/")
 

@@ -153,9 +153,10 @@ def mounts(env: Env) -> None:
 
 
 def _tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str | None,
-          description: str | None) -> None:
+          description: str | None, listing_visibility: str | None) -> None:
     data = {k: v for k, v in (("default_lease_ttl", default_lease_ttl), ("max_lease_ttl", max_lease_ttl),
-                              ("description", description)) if v is not None}
+                              ("description", description), ("listing_visibility", listing_visibility))
+            if v is not None}
     env.client.write(f"sys/mounts/{path.strip('/')}/tune", data)
     click.echo(f"Success! Tuned the secrets engine at: {path.strip('/')}/")
 
@@ -164,32 +165,34 @@ def _tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str
 @click.argument("path")
 @_ttl_flags
 @flag("description", help="A new description.")
+@flag("listing-visibility", help='"unauth" to list it to callers without a token (sys/internal/ui/mounts), or "".')
 @api_command
 def tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str | None,
-         description: str | None) -> None:
+         description: str | None, listing_visibility: str | None) -> None:
     """Change a mount's lease TTLs or description.
 
     \b
     Example:
       coffer secrets tune -default-lease-ttl=30m aws
     """
-    _tune(env, path, default_lease_ttl, max_lease_ttl, description)
+    _tune(env, path, default_lease_ttl, max_lease_ttl, description, listing_visibility)
 
 
 @click.command("mount-tune")
 @click.argument("path")
 @_ttl_flags
 @flag("description", help="A new description.")
+@flag("listing-visibility", help='"unauth" to list it to callers without a token (sys/internal/ui/mounts), or "".')
 @api_command
 def mount_tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str | None,
-               description: str | None) -> None:
+               description: str | None, listing_visibility: str | None) -> None:
     """Tune a mount (older spelling of `secrets tune`).
 
     \b
     Example:
       coffer mount-tune -max-lease-ttl=24h aws
     """
-    _tune(env, path, default_lease_ttl, max_lease_ttl, description)
+    _tune(env, path, default_lease_ttl, max_lease_ttl, description, listing_visibility)
 
 
 @secrets.command("move")

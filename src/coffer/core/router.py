@@ -78,6 +78,11 @@ class MountEntry:
     def max_lease_ttl(self) -> int:
         return int(self.config.get("max_lease_ttl") or 0)
 
+    @property
+    def listed_unauthenticated(self) -> bool:
+        """Tuned ``listing_visibility=unauth``: ``sys/internal/ui/mounts`` shows it to callers without a token."""
+        return self.config.get("listing_visibility") == "unauth"
+
     def describe(self) -> dict[str, Any]:
         return {
             "accessor": self.accessor,
@@ -85,6 +90,8 @@ class MountEntry:
                 "default_lease_ttl": self.default_lease_ttl,
                 "max_lease_ttl": self.max_lease_ttl,
                 "force_no_cache": bool(self.config.get("force_no_cache", False)),
+                **({"listing_visibility": self.config["listing_visibility"]}
+                   if self.config.get("listing_visibility") else {}),
             },
             "description": self.description,
             "external_entropy_access": False,

@@ -19,6 +19,8 @@ from coffer.framework.request import Request, Response
 S, B, M, KV = FieldType.STRING, FieldType.BOOL, FieldType.MAP, FieldType.KV_MAP
 
 SUDO = ("remount",)
+#: A mount's ``listing_visibility``, as Vault takes it ("hidden" is a hint for web UIs; it changes no answer).
+LISTING_VISIBILITY = ("", "unauth", "hidden")
 
 
 def top(data: dict[str, Any]) -> Response:
@@ -38,6 +40,12 @@ def paths(router: Router, expiration: ExpirationManager, tokens: TokenStore) -> 
                     raise InvalidRequest(f"invalid {key}: {exc}") from None
         if raw_config.get("force_no_cache") is not None:
             config["force_no_cache"] = convert("force_no_cache", Field(B), raw_config["force_no_cache"])
+        if raw_config.get("listing_visibility") is not None:
+            visibility = str(raw_config["listing_visibility"])
+            if visibility not in LISTING_VISIBILITY:
+                raise InvalidRequest(f'invalid listing_visibility "{visibility[:40]}": use "unauth" (listed to '
+                                     'callers without a token by sys/internal/ui/mounts), "hidden" or ""')
+            config["listing_visibility"] = visibility
         default, maximum = config.get("default_lease_ttl", 0), config.get("max_lease_ttl", 0)
         if default and default > (maximum or server_max):
             raise InvalidRequest(f"default_lease_ttl cannot be greater than max_lease_ttl ({maximum or server_max}s)")
@@ -107,6 +115,8 @@ def paths(router: Router, expiration: ExpirationManager, tokens: TokenStore) -> 
             "force_no_cache": bool(entry.config.get("force_no_cache", False)),
             "description": entry.description,
             "options": entry.options or None,
+            **({"listing_visibility": entry.config["listing_visibility"]}
+               if entry.config.get("listing_visibility") else {}),
         })
 
     async def tune(req: Request, d: FieldData, auth: bool = False) -> Response | None:
@@ -164,7 +174,7 @@ def paths(router: Router, expiration: ExpirationManager, tokens: TokenStore) -> 
         "path": Field(S, "The path to mount at, e.g. aws."),
         "type": Field(S, "The engine or auth method type, e.g. kv or aws."),
         "description": Field(S, "A human-friendly description."),
-        "config": Field(M, "default_lease_ttl, max_lease_ttl, force_no_cache."),
+        "config": Field(M, "default_lease_ttl, max_lease_ttl, force_no_cache, listing_visibility."),
         "options": Field(KV, "Engine options."),
         "local": Field(B, "Ignored (no replication).", default=False),
         "seal_wrap": Field(B, "Ignored.", default=False),
@@ -177,6 +187,9 @@ def paths(router: Router, expiration: ExpirationManager, tokens: TokenStore) -> 
         "default_lease_ttl": Field(S, "Default lease TTL (e.g. 1h)."),
         "max_lease_ttl": Field(S, "Maximum lease TTL (e.g. 24h)."),
         "force_no_cache": Field(B, "Ignored."),
+        "listing_visibility": Field(S, '"unauth" to list the mount to callers without a token in '
+                                       'sys/internal/ui/mounts (as web UIs use it on their login page); "hidden" '
+                                       'or "" not.'),
         "description": Field(S, "A new description."),
         "options": Field(KV, "Engine options to set."),
     }

@@ -1,16 +1,19 @@
 """``sys/internal/ui/mounts`` and ``sys/internal/ui/mounts/<path>``: the mounts a token may use.
 
 Vault's CLI (its ``kv`` commands ask which version a kv mount has) and web UIs read these. Both are served
-without requiring a token, and look at the caller's token themselves: the listing shows the mounts under
-which the token's policies grant any capability (nothing without a valid token); one mount (the mount that
-contains ``<path>``) is shown only to a token with some capability under it, with its ``path`` added.
+without requiring a token, and look at the caller's token themselves: the listing shows the mounts tuned
+``listing_visibility=unauth`` (to a caller without a valid token only their type, description and options)
+and, to a token, those under which its policies grant any capability; one mount (the mount that contains
+``<path>``) is shown only to a token with some capability under it, with its ``path`` added.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from coffer.core.acl import ACL
 from coffer.core.policystore import PolicyStore
-from coffer.core.router import Mount, Router
+from coffer.core.router import Router
 from coffer.core.tokens import TokenStore
 from coffer.errors import PermissionDenied
 from coffer.framework.backend import Path
@@ -25,16 +28,19 @@ def paths(router: Router, tokens: TokenStore, policies: PolicyStore) -> list[Pat
         token = await tokens.lookup(req.client_token) if req.client_token else None
         return None if token is None else await policies.acl(token.policies)
 
-    async def visible(req: Request) -> list[Mount]:
-        acl = await acl_of(req)
-        if acl is None:
-            return []
-        return [m for _, m in sorted(router.mounts.items()) if acl.any_capability_under(m.route)]
-
     async def list_mounts(req: Request, d: FieldData) -> Response:
-        shown = await visible(req)
-        return Response(data={"auth": {m.entry.path: m.entry.describe() for m in shown if m.auth},
-                              "secret": {m.entry.path: m.entry.describe() for m in shown if not m.auth}})
+        acl = await acl_of(req)
+        shown: dict[str, dict[str, Any]] = {"auth": {}, "secret": {}}
+        for _, mount in sorted(router.mounts.items()):
+            entry = mount.entry
+            if acl is not None and (entry.listed_unauthenticated or acl.any_capability_under(mount.route)):
+                view = entry.describe()
+            elif acl is None and entry.listed_unauthenticated:
+                view = {"description": entry.description, "options": entry.options or None, "type": entry.type}
+            else:
+                continue
+            shown["auth" if mount.auth else "secret"][entry.path] = view
+        return Response(data=shown)
 
     async def read_mount(req: Request, d: FieldData) -> Response:
         path = d["path"].strip("/") + "/"
@@ -50,9 +56,10 @@ def paths(router: Router, tokens: TokenStore, policies: PolicyStore) -> list[Pat
     return [
         Path("internal/ui/mounts", {"read": list_mounts},
              synopsis="The secrets engines and auth methods the calling token may use.",
-             description="Answers {auth: {...}, secret: {...}} with the mounts under which the caller's "
-                         "policies grant any capability, each described as sys/mounts does; without a valid "
-                         "token both are empty."),
+             description="Answers {auth: {...}, secret: {...}} with the mounts tuned listing_visibility=unauth "
+                         "and those under which the caller's policies grant any capability, each described as "
+                         "sys/mounts does; without a valid token only the first, by type, description and "
+                         "options."),
         Path(r"internal/ui/mounts/(?P<path>.+)", {"read": read_mount},
              {"path": Field(FieldType.STRING, "Any path; the mount that contains it is described, e.g. "
                                               "secret/data/app describes secret/.")},
