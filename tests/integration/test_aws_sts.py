@@ -98,6 +98,24 @@ def test_assumed_role_with_hvac_on_both_paths(sts, moto, fault_proxy):
     assert all(a["RoleSessionName"].startswith("vault-") for a in asked)
 
 
+def test_max_live_credentials_counts_sts_credentials_until_they_expire(sts, moto, fault_proxy):
+    """AWS cannot take STS credentials back, so a revoked lease still counts against the role's quota."""
+    arn = make_role(moto, sts.sts_root_arn)
+    assert write_role(sts, "capped", credential_type="assumed_role", role_arns=[arn],
+                      max_live_credentials=2).status_code == 204
+    first = sts.request("GET", "aws/creds/capped", token=sts.root_token)
+    assert first.status_code == 200, first.text
+    assert sts.request("GET", "aws/sts/capped", token=sts.root_token).status_code == 200
+    fault_proxy.clear()
+    refused = sts.request("GET", "aws/creds/capped", token=sts.root_token)
+    assert refused.status_code == 429 and refused.headers["Retry-After"]
+    assert 'role "capped" already has 2 live credentials' in errors_of(refused)
+    assert fault_proxy.requests_for("AssumeRole") == []  # refused before any AWS call
+    sts.request("PUT", "sys/leases/revoke", token=sts.root_token,
+                json={"lease_id": first.json()["lease_id"]}).raise_for_status()
+    assert sts.request("GET", "aws/creds/capped", token=sts.root_token).status_code == 429
+
+
 def test_assumed_role_session_name_external_id_tags_and_role_arn_choice(sts, moto, fault_proxy):
     first = make_role(moto, sts.sts_root_arn, external_id="ext-1234")
     second = make_role(moto, sts.sts_root_arn, external_id="ext-1234")

@@ -5,8 +5,8 @@ records the lease (``Secret.commit_ops``) and removed when the lease is revoked,
 entries (which cover the moment between CreateUser and that batch) it names every IAM user coffer is
 responsible for: the orphan finder needs no scan of core's lease store (which it cannot read anyway).
 
-``live/<role>/sts-<expiry ms>-<id>``: STS credentials of a role with ``max_live_credentials`` (counted until
-they expire).
+``live/<role>/sts-<expiry ms>-<id>``: STS credentials of a role with ``max_live_credentials``, counted until
+they expire, their lease revoked or not (AWS cannot end them sooner).
 
 A role with ``max_live_credentials`` also reserves its entry before the first AWS call, under a per-role
 lock, so that concurrent reads cannot overshoot the quota; the lease's batch then confirms the entry.
@@ -83,7 +83,7 @@ class LiveIndex:
             live = await self.count(storage, role)
             if live >= limit:
                 raise Throttled(f'role "{role}" already has {live} live credentials, its max_live_credentials '
-                                f"is {limit}; revoke some or wait for their leases to end", retry_after=30)
+                                f"is {limit}; revoke some (IAM users) or wait for them to expire", retry_after=30)
             await storage.put_json(key, {"created": time.time(), "state": "reserved"})
 
     @staticmethod

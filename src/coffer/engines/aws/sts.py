@@ -283,9 +283,8 @@ class Sts:
     # -- leases --------------------------------------------------------------------------------
 
     async def revoke(self, req: Request, internal: dict[str, Any]) -> None:
-        """AWS cannot end a session: revoking only forgets the lease (and its quota entry)."""
-        if internal.get("live_key"):
-            await req.storage.delete(internal["live_key"])
+        """AWS cannot end a session: revoking only forgets the lease. Its quota entry (``max_live_credentials``)
+        stays until the credentials expire, since they work until then."""
 
 
 __all__ = ["Sts", "Throttled"]
