@@ -98,6 +98,21 @@ def test_assumed_role_with_hvac_on_both_paths(sts, moto, fault_proxy):
     assert all(a["RoleSessionName"].startswith("vault-") for a in asked)
 
 
+def test_assumed_role_with_mfa_sends_the_serial_and_code(sts, moto, fault_proxy):
+    arn = make_role(moto, sts.sts_root_arn)
+    serial = "arn:aws:iam::123456789012:mfa/sts-root"
+    assert write_role(sts, "mfa-role", credential_type="assumed_role", role_arns=[arn],
+                      mfa_serial_number=serial).status_code == 204
+    fault_proxy.clear()
+    r = sts.request("GET", "aws/creds/mfa-role", token=sts.root_token)
+    assert r.status_code == 400 and "needs mfa_code" in errors_of(r)
+    assert fault_proxy.requests_for("AssumeRole") == []
+    r = sts.request("GET", "aws/creds/mfa-role", token=sts.root_token, params={"mfa_code": "654321"})
+    assert r.status_code == 200, r.text
+    asked = fault_proxy.requests_for("AssumeRole")[-1]
+    assert asked["RoleArn"] == arn and asked["SerialNumber"] == serial and asked["TokenCode"] == "654321"
+
+
 def test_max_live_credentials_counts_sts_credentials_until_they_expire(sts, moto, fault_proxy):
     """AWS cannot take STS credentials back, so a revoked lease still counts against the role's quota."""
     arn = make_role(moto, sts.sts_root_arn)
