@@ -242,10 +242,12 @@ def test_an_assumed_role_role_made_and_used_from_the_ui(page, tmp_path, moto):
             "access_key": key.access_key_id, "secret_key": key.secret_access_key, "region": "us-east-1",
             "iam_endpoint": moto.endpoint, "sts_endpoint": moto.endpoint}).raise_for_status()
         trusted = moto.admin_iam().get_user(UserName=name)["User"]["Arn"]
-        role_name = f"ui-deploy-{uuid.uuid4().hex[:8]}"
-        role_arn = moto.admin_iam().create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Principal": {"AWS": trusted}, "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": trusted}, "Action": "sts:AssumeRole"}]})
+        names = [f"ui-deploy-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+        other_arn, role_arn = (moto.admin_iam().create_role(RoleName=n, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+                               for n in names)
+        role_name = names[1]
         sign_in(page, server, root)
 
         page.click("nav a[data-page=aws]")
@@ -258,17 +260,20 @@ def test_an_assumed_role_role_made_and_used_from_the_ui(page, tmp_path, moto):
         expect(page.locator("#role-default-sts-ttl")).to_be_visible()
         page.select_option("#role-type", "assumed_role")
         expect(page.locator("#role-user-path")).to_be_hidden()
-        page.fill("#role-role-arns", role_arn)
+        page.fill("#role-role-arns", f"{other_arn}, {role_arn}")
         page.fill("#role-default-sts-ttl", "20m")
         page.click("#role-save")
         expect(page.locator("h1")).to_have_text("Role ci")
         expect(page.locator("#role-table")).to_contain_text(role_arn)
         expect(page.locator("#role-table")).to_contain_text("20m")
         role = server.request("GET", "aws/roles/ci", token=root).json()["data"]
-        assert role["credential_type"] == "assumed_role" and role["role_arns"] == [role_arn]
+        assert role["credential_type"] == "assumed_role" and role["role_arns"] == [other_arn, role_arn]
         assert role["default_sts_ttl"] == 1200 and role["user_path"] == ""
 
+        # Two role ARNs: the page asks which to assume; a TTL may be asked for.
         page.click("#issue-link")
+        page.select_option("#issue-role-arn", role_arn)
+        page.fill("#issue-ttl", "15m")
         page.click("#issue-button")
         access_key = page.locator("#access-key").inner_text()
         secret = page.locator("#secret-key").get_attribute("data-value")
@@ -278,7 +283,7 @@ def test_an_assumed_role_role_made_and_used_from_the_ui(page, tmp_path, moto):
         assert session and session not in page.locator("#creds").inner_text()
         assert moto.caller_arn(access_key, secret, session).startswith(
             f"arn:aws:sts::{role_arn.split(':')[4]}:assumed-role/{role_name}/")
-        assert 1190 <= int(page.locator("#lease-countdown").get_attribute("data-remaining")) <= 1200
+        assert 890 <= int(page.locator("#lease-countdown").get_attribute("data-remaining")) <= 900
         expect(page.locator("#renew-button")).to_be_disabled()  # STS leases are not renewable
         page.click("#revoke-button")
         expect(page.locator("#lease-state")).to_contain_text("the lease is forgotten")

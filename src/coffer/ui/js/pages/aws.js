@@ -242,18 +242,25 @@ async function credsView(main, ctx, mount, name) {
       "revoking their lease only forgets it, since AWS cannot take a session back."));
   const message = h("div", { class: "messages" });
   const panel = h("div", { id: "creds" });
+  // The role, when the token may read it: a role with several role ARNs needs one chosen.
+  const role = await api("GET", `${mount}roles/${encodePath(name)}`).then((r) => r.data, () => null);
+  const arns = (role && role.role_arns) || [];
+  const roleArn = arns.length > 1 ? h("select", { id: "issue-role-arn" }, arns.map((a) => h("option", { value: a }, a)))
+    : null;
+  const ttl = h("input", { id: "issue-ttl", placeholder: "the role's default", size: 12 });
   const issue = button("Issue credentials", async () => {
     issue.disabled = true;
     replace(message);
     try {
-      show(await api("GET", `${mount}creds/${encodePath(name)}`));
+      const query = { ttl: ttl.value.trim(), role_arn: roleArn ? roleArn.value : "" };
+      show(await api("GET", `${mount}creds/${encodePath(name)}`, { query }));
     } catch (exc) {
       replace(message, notice("error", exc.message));
     } finally {
       issue.disabled = false;
     }
   }, { class: "primary", id: "issue-button" });
-  main.append(h("div", { class: "row" }, issue,
+  main.append(h("div", { class: "row" }, roleArn ? field("Role ARN", roleArn) : null, field("TTL", ttl), issue,
     h("a", { href: `#/aws/${segment(mount)}/role/${encodeURIComponent(name)}`, class: "button" }, "The role")),
   message, panel);
 
