@@ -79,9 +79,11 @@ class MountEntry:
         return int(self.config.get("max_lease_ttl") or 0)
 
     @property
-    def listed_unauthenticated(self) -> bool:
-        """Tuned ``listing_visibility=unauth``: ``sys/internal/ui/mounts`` shows it to callers without a token."""
-        return self.config.get("listing_visibility") == "unauth"
+    def listing_visibility(self) -> dict[str, str]:
+        """``{"listing_visibility": ...}`` when it is set, else nothing (Vault shows the key only when set);
+        ``unauth`` makes ``sys/internal/ui/mounts`` show the mount to callers without a token."""
+        value = self.config.get("listing_visibility")
+        return {"listing_visibility": value} if value else {}
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -90,8 +92,7 @@ class MountEntry:
                 "default_lease_ttl": self.default_lease_ttl,
                 "max_lease_ttl": self.max_lease_ttl,
                 "force_no_cache": bool(self.config.get("force_no_cache", False)),
-                **({"listing_visibility": self.config["listing_visibility"]}
-                   if self.config.get("listing_visibility") else {}),
+                **self.listing_visibility,
             },
             "description": self.description,
             "external_entropy_access": False,

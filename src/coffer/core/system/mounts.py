@@ -115,8 +115,7 @@ def paths(router: Router, expiration: ExpirationManager, tokens: TokenStore) -> 
             "force_no_cache": bool(entry.config.get("force_no_cache", False)),
             "description": entry.description,
             "options": entry.options or None,
-            **({"listing_visibility": entry.config["listing_visibility"]}
-               if entry.config.get("listing_visibility") else {}),
+            **entry.listing_visibility,
         })
 
     async def tune(req: Request, d: FieldData, auth: bool = False) -> Response | None:

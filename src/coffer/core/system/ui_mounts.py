@@ -33,9 +33,10 @@ def paths(router: Router, tokens: TokenStore, policies: PolicyStore) -> list[Pat
         shown: dict[str, dict[str, Any]] = {"auth": {}, "secret": {}}
         for _, mount in sorted(router.mounts.items()):
             entry = mount.entry
-            if acl is not None and (entry.listed_unauthenticated or acl.any_capability_under(mount.route)):
+            unauth = entry.config.get("listing_visibility") == "unauth"
+            if acl is not None and (unauth or acl.any_capability_under(mount.route)):
                 view = entry.describe()
-            elif acl is None and entry.listed_unauthenticated:
+            elif acl is None and unauth:
                 view = {"description": entry.description, "options": entry.options or None, "type": entry.type}
             else:
                 continue
