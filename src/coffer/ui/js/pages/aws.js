@@ -68,12 +68,14 @@ async function roleView(main, ctx, mount, name) {
   const takes = TYPE_FIELDS[role.credential_type] || [];
   const rows = [["Credential type", role.credential_type]];
   if (takes.includes("role_arns")) rows.push(["Role ARNs", list(role.role_arns)]);
-  if (takes.includes("policy_arns")) rows.push(["Policy ARNs", list(role.policy_arns)], ["IAM groups", list(role.iam_groups)]);
+  if (takes.includes("policy_arns")) {
+    rows.push(["Policy ARNs", list(role.policy_arns)], ["IAM groups", list(role.iam_groups)]);
+  }
   if (takes.includes("user_path")) {
     rows.push(["User path", role.user_path || "/"], ["Permissions boundary", role.permissions_boundary_arn || "—"]);
   }
   if (takes.includes("default_sts_ttl")) {
-    rows.push(["Default STS TTL", role.default_sts_ttl ? duration(role.default_sts_ttl) : "AWS's default (1h)"],
+    rows.push(["Default STS TTL", role.default_sts_ttl ? duration(role.default_sts_ttl) : "1h (the default)"],
       ["Maximum STS TTL", role.max_sts_ttl ? duration(role.max_sts_ttl) : "—"]);
   }
   main.append(h("div", { class: "card" }, table(["", ""], rows, { class: "kv", id: "role-table" }),
@@ -181,7 +183,7 @@ async function roleEditor(main, ctx, mount, name, role = null) {
     policy_arns: field("Policy ARNs", arns, "Comma-separated managed policy ARNs."),
     iam_groups: field("IAM groups", groups, "Comma-separated group names."),
     user_path: field("User path", userPath),
-    default_sts_ttl: field("Default STS TTL", ttls.default_sts_ttl, "At least 15m; empty for AWS's default."),
+    default_sts_ttl: field("Default STS TTL", ttls.default_sts_ttl, "At least 15m; empty for 1h."),
     max_sts_ttl: field("Maximum STS TTL", ttls.max_sts_ttl, "Empty for no limit but AWS's."),
   };
   const takes = () => TYPE_FIELDS[type.value];
