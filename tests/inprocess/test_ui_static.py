@@ -7,7 +7,7 @@ import re
 import httpx
 
 from coffer.http.app import App
-from coffer.http.ui import UI_DIR
+from coffer.http.ui import UI_DIR, StaticUI
 
 
 async def _get(app: App, path: str, method: str = "GET") -> httpx.Response:
@@ -52,3 +52,13 @@ def test_every_file_the_ui_loads_is_in_the_package():
         for ref in re.findall(r'from "([^"]+)"', module.read_text()):
             assert ref.startswith("."), f"{module.name} imports {ref} from elsewhere"
             assert (module.parent / ref).resolve().is_file(), f"{module.name}: {ref}"
+
+
+def test_a_file_is_kept_once_however_its_path_is_spelled():
+    """Unauthenticated callers choose the path: spellings of one file (``js//app.js``, ``./js/app.js``, ...)
+    must not each keep a copy of it in memory."""
+    ui = StaticUI()
+    spellings = ["js/app.js"] + [f"{'./' * n}js/{'/' * n}app.js" for n in range(1, 200)]
+    answers = {ui._file(rel) for rel in spellings}
+    assert len(answers) == 1 and next(iter(answers)) is not None
+    assert len(ui._cache) == 1

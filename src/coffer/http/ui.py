@@ -33,22 +33,24 @@ class StaticUI:
     def __init__(self, root: Path = UI_DIR, enabled: bool = True) -> None:
         self.root = root.resolve()
         self.enabled = enabled
-        self._cache: dict[str, tuple[bytes, str]] = {}
+        self._cache: dict[Path, tuple[bytes, str]] = {}
 
     @staticmethod
     def handles(path: str) -> bool:
         return path in ("/", "/ui") or path.startswith("/ui/")
 
     def _file(self, rel: str) -> tuple[bytes, str] | None:
-        cached = self._cache.get(rel)
+        # Kept by the file itself, not by how the caller spelled its path (js//app.js, ./js/app.js, ...): an
+        # unauthenticated caller could otherwise make the server keep a copy per spelling.
+        target = (self.root / rel).resolve()
+        cached = self._cache.get(target)
         if cached is not None:
             return cached
-        target = (self.root / rel).resolve()
         if not target.is_relative_to(self.root) or not target.is_file():
             return None
         kind = _TYPES.get(target.suffix) or mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         found = (target.read_bytes(), kind)
-        self._cache[rel] = found
+        self._cache[target] = found
         return found
 
     async def serve(self, scope: dict[str, Any], send: Any) -> None:
