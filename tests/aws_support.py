@@ -86,6 +86,25 @@ MINIMAL_ROOT_POLICY: dict[str, Any] = {
 }
 
 
+#: A role policy for STS tests: moto lets its credentials list users, nothing else.
+LIST_USERS: dict[str, Any] = {
+    "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:ListUsers", "Resource": "*"}]}
+
+#: Root credentials that may make the three kinds of STS credentials (and read what they need for it).
+STS_ROOT_POLICY: dict[str, Any] = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+    "sts:AssumeRole", "sts:GetFederationToken", "sts:GetSessionToken", "iam:GetRole", "iam:ListGroupPolicies",
+    "iam:GetGroupPolicy", "iam:ListAttachedGroupPolicies"], "Resource": "*"}]}
+
+
+def trust(*principals: str, external_id: str = "") -> str:
+    """A role's trust policy letting ``principals`` (ARNs, or "*") assume it, with an external id if given."""
+    who = principals[0] if len(principals) == 1 else list(principals)
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"AWS": who}, "Action": "sts:AssumeRole"}
+    if external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -381,6 +400,16 @@ class MotoServer:
             iam.put_user_policy(UserName=name, PolicyName=policy_name, PolicyDocument=doc)
         key = iam.create_access_key(UserName=name)["AccessKey"]
         return AccessKey(key["AccessKeyId"], key["SecretAccessKey"])
+
+    def make_role(self, trusted: str, policy: dict[str, Any] = LIST_USERS, *, max_session: int = 3600,
+                  external_id: str = "") -> str:
+        """Create an IAM role ``trusted`` may assume, with ``policy`` inline; answers its ARN."""
+        iam = self.admin_iam()
+        name = f"app-{uuid.uuid4().hex[:8]}"
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust(trusted, external_id=external_id),
+                              MaxSessionDuration=max_session)["Role"]["Arn"]
+        iam.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
+        return arn
 
     def identity(self, key: AccessKey | tuple[str, str], *, endpoint: str | None = None) -> AwsIdentity:
         return AwsIdentity(endpoint or self.endpoint, key[0], key[1])

@@ -14,6 +14,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
+from aws_support import STS_ROOT_POLICY
 from browser.conftest import shot
 from browser.test_ui import sign_in, start, start_with_aws
 from conftest import init_and_unseal, remember_secret
@@ -225,10 +226,6 @@ def test_renew_and_revoke_single_leases_from_the_leases_page(page, leases_server
     assert not moto.user_exists(users[1])
 
 
-STS_ROOT = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": ["sts:AssumeRole", "iam:GetRole"], "Resource": "*"}]}
-
-
 def test_an_assumed_role_role_made_and_used_from_the_ui(page, tmp_path, moto):
     """The role form offers every credential type with the fields each takes; an assumed_role role made there
     issues STS credentials (session token shown, the lease counting down) that moto knows as the role's."""
@@ -237,17 +234,13 @@ def test_an_assumed_role_role_made_and_used_from_the_ui(page, tmp_path, moto):
         _, root = init_and_unseal(server)
         server.request("POST", "sys/mounts/aws", token=root, json={"type": "aws"}).raise_for_status()
         name = f"ui-sts-root-{uuid.uuid4().hex[:8]}"
-        key = moto.make_user(name, STS_ROOT)
+        key = moto.make_user(name, STS_ROOT_POLICY)
         server.request("POST", "aws/config/root", token=root, json={
             "access_key": key.access_key_id, "secret_key": key.secret_access_key, "region": "us-east-1",
             "iam_endpoint": moto.endpoint, "sts_endpoint": moto.endpoint}).raise_for_status()
         trusted = moto.admin_iam().get_user(UserName=name)["User"]["Arn"]
-        trust = json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"AWS": trusted}, "Action": "sts:AssumeRole"}]})
-        names = [f"ui-deploy-{uuid.uuid4().hex[:8]}" for _ in range(2)]
-        other_arn, role_arn = (moto.admin_iam().create_role(RoleName=n, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-                               for n in names)
-        role_name = names[1]
+        other_arn, role_arn = moto.make_role(trusted), moto.make_role(trusted)
+        role_name = role_arn.rsplit("/", 1)[1]
         sign_in(page, server, root)
 
         page.click("nav a[data-page=aws]")

@@ -17,35 +17,12 @@ import pytest
 import test_aws_walkthrough as walkthrough
 from botocore.exceptions import ClientError
 
-from aws_support import error_code
+from aws_support import LIST_USERS, STS_ROOT_POLICY, error_code
 
 aws = walkthrough.aws
 NO_RETRY = walkthrough.NO_RETRY
-LIST_USERS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:ListUsers", "Resource": "*"}]}
-STS_ROOT = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
-    "sts:AssumeRole", "sts:GetFederationToken", "sts:GetSessionToken", "iam:GetRole", "iam:ListGroupPolicies",
-    "iam:GetGroupPolicy", "iam:ListAttachedGroupPolicies"], "Resource": "*"}]}
-
-
 def unique(prefix: str = "r") -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-def trust(*principals: str, external_id: str = "") -> str:
-    who = principals[0] if len(principals) == 1 else list(principals)
-    statement: dict = {"Effect": "Allow", "Principal": {"AWS": who}, "Action": "sts:AssumeRole"}
-    if external_id:
-        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
-
-
-def make_role(moto, trusted: str, policy: dict = LIST_USERS, max_session: int = 3600, external_id: str = "") -> str:
-    admin = moto.admin_iam()
-    name = unique("app-")
-    arn = admin.create_role(RoleName=name, AssumeRolePolicyDocument=trust(trusted, external_id=external_id),
-                            MaxSessionDuration=max_session)["Role"]["Arn"]
-    admin.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
-    return arn
 
 
 def errors_of(r) -> str:
@@ -56,7 +33,7 @@ def errors_of(r) -> str:
 def sts(aws, moto, fault_proxy):
     """aws/ with a root user allowed the STS calls, reaching moto through the fault proxy (no SDK retries)."""
     user = unique("sts-root-")
-    key = moto.make_user(user, STS_ROOT)
+    key = moto.make_user(user, STS_ROOT_POLICY)
     aws.request("POST", "aws/config/root", token=aws.root_token, json={
         "access_key": key.access_key_id, "secret_key": key.secret_access_key, "region": "us-east-1",
         "iam_endpoint": fault_proxy.endpoint, "sts_endpoint": fault_proxy.endpoint,
@@ -74,7 +51,7 @@ def write_role(server, name: str, **fields):
 
 
 def test_assumed_role_with_hvac_on_both_paths(sts, moto, fault_proxy):
-    arn = make_role(moto, sts.sts_root_arn)
+    arn = moto.make_role(sts.sts_root_arn)
     client = sts.hvac
     client.secrets.aws.create_or_update_role("app", "assumed_role", role_arns=[arn], mount_point="aws")
     role = client.secrets.aws.read_role("app", mount_point="aws")["data"]
@@ -99,7 +76,7 @@ def test_assumed_role_with_hvac_on_both_paths(sts, moto, fault_proxy):
 
 
 def test_assumed_role_with_mfa_sends_the_serial_and_code(sts, moto, fault_proxy):
-    arn = make_role(moto, sts.sts_root_arn)
+    arn = moto.make_role(sts.sts_root_arn)
     serial = "arn:aws:iam::123456789012:mfa/sts-root"
     assert write_role(sts, "mfa-role", credential_type="assumed_role", role_arns=[arn],
                       mfa_serial_number=serial).status_code == 204
@@ -115,7 +92,7 @@ def test_assumed_role_with_mfa_sends_the_serial_and_code(sts, moto, fault_proxy)
 
 def test_max_live_credentials_counts_sts_credentials_until_they_expire(sts, moto, fault_proxy):
     """AWS cannot take STS credentials back, so a revoked lease still counts against the role's quota."""
-    arn = make_role(moto, sts.sts_root_arn)
+    arn = moto.make_role(sts.sts_root_arn)
     assert write_role(sts, "capped", credential_type="assumed_role", role_arns=[arn],
                       max_live_credentials=2).status_code == 204
     first = sts.request("GET", "aws/creds/capped", token=sts.root_token)
@@ -132,8 +109,8 @@ def test_max_live_credentials_counts_sts_credentials_until_they_expire(sts, moto
 
 
 def test_assumed_role_session_name_external_id_tags_and_role_arn_choice(sts, moto, fault_proxy):
-    first = make_role(moto, sts.sts_root_arn, external_id="ext-1234")
-    second = make_role(moto, sts.sts_root_arn, external_id="ext-1234")
+    first = moto.make_role(sts.sts_root_arn, external_id="ext-1234")
+    second = moto.make_role(sts.sts_root_arn, external_id="ext-1234")
     r = write_role(sts, "two", credential_type="assumed_role", role_arns=[first, second], external_id="ext-1234",
                    session_tags=["team=payments"], policy_document=json.dumps(LIST_USERS))
     assert r.status_code == 204, r.text
@@ -155,7 +132,7 @@ def test_assumed_role_session_name_external_id_tags_and_role_arn_choice(sts, mot
 
 def test_trust_policy_refusal_is_a_400_with_aws_reason(sts, moto):
     other = moto.make_user(unique("other-"), None)
-    arn = make_role(moto, moto.admin_iam().get_user(UserName=moto.user_of(other.access_key_id))["User"]["Arn"])
+    arn = moto.make_role(moto.admin_iam().get_user(UserName=moto.user_of(other.access_key_id))["User"]["Arn"])
     assert write_role(sts, "untrusted", credential_type="assumed_role", role_arns=[arn]).status_code == 204
     r = sts.request("GET", "aws/creds/untrusted", token=sts.root_token)
     assert r.status_code == 400, r.text
@@ -164,7 +141,7 @@ def test_trust_policy_refusal_is_a_400_with_aws_reason(sts, moto):
 
 
 def test_ttl_clamps_are_named_in_warnings(sts, moto):
-    arn = make_role(moto, sts.sts_root_arn, max_session=3600)
+    arn = moto.make_role(sts.sts_root_arn, max_session=3600)
     write_role(sts, "capped", credential_type="assumed_role", role_arns=[arn], max_sts_ttl="30m")
     r = sts.request("GET", "aws/creds/capped", token=sts.root_token, params={"ttl": "2h"})
     assert r.status_code == 200, r.text
@@ -183,8 +160,8 @@ def test_ttl_clamps_are_named_in_warnings(sts, moto):
 
 def test_temporary_root_credentials_chain_for_one_hour_and_cannot_federate(sts, moto, fault_proxy):
     # coffer acts through role_arn: its own credentials are then a role session.
-    engine_role = make_role(moto, sts.sts_root_arn, policy=STS_ROOT)
-    target = make_role(moto, "*")  # moto matches a principal exactly, or "*"
+    engine_role = moto.make_role(sts.sts_root_arn, policy=STS_ROOT_POLICY)
+    target = moto.make_role("*")  # moto matches a principal exactly, or "*"
     sts.request("POST", "aws/config/root", token=sts.root_token, json={
         "access_key": sts.sts_root.access_key_id, "secret_key": sts.sts_root.secret_access_key,
         "iam_endpoint": fault_proxy.endpoint, "sts_endpoint": fault_proxy.endpoint, "role_arn": engine_role,
@@ -254,7 +231,7 @@ def test_session_token_through_the_http_api_with_mfa(sts, fault_proxy):
 
 
 def test_sts_leases_are_not_renewable_and_revoking_only_forgets(sts, moto):
-    arn = make_role(moto, sts.sts_root_arn)
+    arn = moto.make_role(sts.sts_root_arn)
     write_role(sts, "app", credential_type="assumed_role", role_arns=[arn])
     got = sts.request("GET", "aws/creds/app", token=sts.root_token).json()
     r = sts.request("PUT", "sys/leases/renew", token=sts.root_token, json={"lease_id": got["lease_id"]})
@@ -283,7 +260,7 @@ def test_legacy_policy_role_is_iam_user_on_creds_and_federation_token_on_sts(sts
 
 
 def test_sts_fallback_endpoint_answers_when_the_primary_does_not(sts, moto, fault_proxy):
-    arn = make_role(moto, sts.sts_root_arn)
+    arn = moto.make_role(sts.sts_root_arn)
     sts.request("POST", "aws/config/root", token=sts.root_token, json={
         "access_key": sts.sts_root.access_key_id, "secret_key": sts.sts_root.secret_access_key,
         "iam_endpoint": moto.endpoint, "sts_endpoint": fault_proxy.endpoint, "max_retries": 0,
