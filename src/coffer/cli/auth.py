@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import click
 import orjson
 
-from coffer.cli.common import Env, api_command, flag, parse_pairs, prompt_secret
+from coffer.cli.common import Env, api_command, flag, listing_visibility_flag, parse_pairs, prompt_secret, tune_body
 from coffer.cli.output import rows_for, scalar, table
 from coffer.client import save_token
 
@@ -105,7 +105,7 @@ def list_(env: Env, detailed: bool) -> None:
 @flag("default-lease-ttl", help="Default TTL of the tokens it issues, e.g. 1h.")
 @flag("max-lease-ttl", help="Maximum TTL of the tokens it issues, e.g. 24h.")
 @flag("description", help="A new description.")
-@flag("listing-visibility", help='"unauth" to list it to callers without a token (sys/internal/ui/mounts), or "".')
+@listing_visibility_flag
 @api_command
 def tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str | None,
          description: str | None, listing_visibility: str | None) -> None:
@@ -116,9 +116,8 @@ def tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str 
       coffer auth tune -default-lease-ttl=30m -max-lease-ttl=2h ci
     """
     mount = _mount(path)
-    data = {k: v for k, v in (("default_lease_ttl", default_lease_ttl), ("max_lease_ttl", max_lease_ttl),
-                              ("description", description), ("listing_visibility", listing_visibility))
-            if v is not None}
+    data = tune_body(default_lease_ttl=default_lease_ttl, max_lease_ttl=max_lease_ttl, description=description,
+                     listing_visibility=listing_visibility)
     if not data:
         raise click.UsageError("nothing to tune: give -default-lease-ttl, -max-lease-ttl, -description or "
                                "-listing-visibility")

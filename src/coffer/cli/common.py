@@ -22,6 +22,16 @@ def flag(name: str, dest: str | None = None, **kwargs: Any) -> Callable[[Callabl
     return click.option(f"-{name}", f"--{name}", dest or name.replace("-", "_"), **kwargs)
 
 
+#: ``-listing-visibility`` of the tune commands (secrets tune, mount-tune, auth tune).
+listing_visibility_flag = flag("listing-visibility",
+                               help='"unauth" to list it to callers without a token (sys/internal/ui/mounts), or "".')
+
+
+def tune_body(**given: str | None) -> dict[str, str]:
+    """A tune request's body: the settings whose flags were given (``None`` for the others)."""
+    return {name: value for name, value in given.items() if value is not None}
+
+
 class Env:
     """The client and output settings one command runs with."""
 

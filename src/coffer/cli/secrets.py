@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from coffer.cli.common import Env, api_command, flag, parse_pairs
+from coffer.cli.common import Env, api_command, flag, listing_visibility_flag, parse_pairs, tune_body
 from coffer.cli.output import columns, scalar
 
 
@@ -154,9 +154,8 @@ def mounts(env: Env) -> None:
 
 def _tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str | None,
           description: str | None, listing_visibility: str | None) -> None:
-    data = {k: v for k, v in (("default_lease_ttl", default_lease_ttl), ("max_lease_ttl", max_lease_ttl),
-                              ("description", description), ("listing_visibility", listing_visibility))
-            if v is not None}
+    data = tune_body(default_lease_ttl=default_lease_ttl, max_lease_ttl=max_lease_ttl, description=description,
+                     listing_visibility=listing_visibility)
     env.client.write(f"sys/mounts/{path.strip('/')}/tune", data)
     click.echo(f"Success! Tuned the secrets engine at: {path.strip('/')}/")
 
@@ -165,7 +164,7 @@ def _tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str
 @click.argument("path")
 @_ttl_flags
 @flag("description", help="A new description.")
-@flag("listing-visibility", help='"unauth" to list it to callers without a token (sys/internal/ui/mounts), or "".')
+@listing_visibility_flag
 @api_command
 def tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str | None,
          description: str | None, listing_visibility: str | None) -> None:
@@ -182,7 +181,7 @@ def tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str 
 @click.argument("path")
 @_ttl_flags
 @flag("description", help="A new description.")
-@flag("listing-visibility", help='"unauth" to list it to callers without a token (sys/internal/ui/mounts), or "".')
+@listing_visibility_flag
 @api_command
 def mount_tune(env: Env, path: str, default_lease_ttl: str | None, max_lease_ttl: str | None,
                description: str | None, listing_visibility: str | None) -> None:
