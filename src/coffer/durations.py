@@ -43,6 +43,11 @@ _UNIT = "|".join(sorted((re.escape(u) for u in _UNITS), key=len, reverse=True))
 _PART = re.compile(rf"({_NUMBER})({_UNIT})")
 _WHOLE = re.compile(rf"(?:{_NUMBER}(?:{_UNIT}))+")
 _PLAIN = re.compile(_NUMBER)
+# The common spellings ("3600", "1h", "1h30m", "768h"): whole numbers of s, m, h or d, summed as ints; every
+# other spelling (fractions, sub-second units, digits beyond ASCII) takes the exact path below.
+_WHOLE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_WHOLE_PART = re.compile(r"([0-9]+)([smhd])")
+_WHOLE_ONLY = re.compile(r"(?:[0-9]+[smhd])+")
 # Longer input is never a sensible TTL, and huge digit strings are slow to convert.
 _MAX_LENGTH = 64
 
@@ -64,15 +69,24 @@ def _from_string(original: str) -> int:
         raise _invalid(original[:_MAX_LENGTH] + "...", "too long")
     negative = text.startswith("-")
     body = text[1:] if negative else text
-    if _PLAIN.fullmatch(body):
-        total = Fraction(body)
-    elif _WHOLE.fullmatch(body):
-        total = sum((Fraction(num) * _UNITS[unit] for num, unit in _PART.findall(body)), Fraction(0))
+    if body.isascii() and body.isdigit():
+        total: int | Fraction = int(body)
+    elif _WHOLE_ONLY.fullmatch(body):
+        total = sum(int(num) * _WHOLE_UNITS[unit] for num, unit in _WHOLE_PART.findall(body))
     else:
-        raise _invalid(original)
+        total = _exact(original, body)
     if negative and total != 0:
         raise _invalid(original, "a duration cannot be negative")
     return math.floor(total)
+
+
+def _exact(original: str, body: str) -> Fraction:
+    """``body`` (no sign) in seconds, as an exact fraction: any number and unit Go's durations take."""
+    if _PLAIN.fullmatch(body):
+        return Fraction(body)
+    if _WHOLE.fullmatch(body):
+        return sum((Fraction(num) * _UNITS[unit] for num, unit in _PART.findall(body)), Fraction(0))
+    raise _invalid(original)
 
 
 def parse_duration(value: object) -> int:

@@ -121,3 +121,20 @@ def test_format_then_parse_round_trips(seconds: int) -> None:
 def test_format_duration_needs_an_int(value: object) -> None:
     with pytest.raises(TypeError):
         format_duration(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", [
+    "0", "7", "3600", "007", "0s", "90s", "1m", "1h", "768h", "2d", "1h30m", "1d2h3m4s", "1s1s", "10m0s",
+    "1.5h", "1h0.5m", "500ms", "1s500ms", "1m5ms", "1ms", ".5h", "1.", "\u0665", "\u0665h", "1\u00b5s",
+])
+def test_whole_number_spellings_read_as_the_exact_path_reads_them(text: str) -> None:
+    """The int fast path for "1h", "3600", ... answers what the exact (fraction) path does, with and without a
+    sign, and anything it does not take goes on to that path."""
+    from coffer.durations import _exact
+
+    assert parse_duration(text) == int(_exact(text, text)) == parse_duration(f" {text} ")
+    if _exact(text, text) == 0:  # "-0s" is zero; "-500ms" is negative, though it rounds to 0
+        assert parse_duration("-" + text) == 0
+    else:
+        with pytest.raises(ValueError, match="cannot be negative"):
+            parse_duration("-" + text)
