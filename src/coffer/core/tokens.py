@@ -57,13 +57,18 @@ CACHE_SIZE = 10_000
 _EVEN = 256 - 256 % len(_ALPHABET)
 
 
+#: Byte b (below _EVEN) to its character; the bytes at and above _EVEN are dropped by ``bytes.translate``.
+_TO_CHARACTER = bytes(ord(_ALPHABET[b % len(_ALPHABET)]) for b in range(256))
+_DRAWN_AGAIN = bytes(range(_EVEN, 256))
+
+
 def _random_text(length: int) -> str:
     """``length`` characters, each uniform over the alphabet, from one read of the OS's random source
     (``secrets.choice`` reads it once per character, 48 reads for a token and its accessor)."""
-    chars: list[str] = []
+    chars = b""
     while len(chars) < length:
-        chars += [_ALPHABET[b % len(_ALPHABET)] for b in secrets.token_bytes(length + 8) if b < _EVEN]
-    return "".join(chars[:length])
+        chars += secrets.token_bytes(length + 8).translate(_TO_CHARACTER, _DRAWN_AGAIN)
+    return chars[:length].decode()
 
 
 def new_token() -> str:
