@@ -363,6 +363,32 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[idx]
 
 
+def raw_get(port: int, path: str, token: str) -> bytes:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path, headers={"X-Vault-Token": token})
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    if resp.status != 200:
+        raise RuntimeError(f"GET {path} -> {resp.status}: {body!r}")
+    return body
+
+
+def start_bare_app(folder: Path, body: bytes, path: str) -> tuple[subprocess.Popen[Any], int]:
+    """bench/bare_app.py on a free port, answering GETs with ``body`` (coffer's answer to ``path``): the HTTP server
+    alone, with none of coffer's work. Answers the process and its port."""
+    folder.mkdir(parents=True, exist_ok=True)
+    body_file = folder / "bare-body.json"
+    body_file.write_bytes(body)
+    port = free_port()
+    log_path = folder / "bare.log"
+    proc = spawn([PYTHON, str(BENCH_DIR / "bare_app.py"), "--port", str(port), "--body-file", str(body_file)],
+                 log_path)
+    wait_port(port, proc, 30, log_path)
+    assert raw_get(port, path, "") == body, "the bare app must answer the same bytes"
+    return proc, port
+
+
 @dataclass
 class Row:
     """One line of the final table. ``passed`` None means informational (no target)."""

@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from common import PYTHON, Coffer, Http, LoadResult, Row, fmt3, free_port, load, log, spawn, stop, wait_port
+from common import Coffer, Http, LoadResult, Row, fmt3, load, log, raw_get, start_bare_app, stop
 
 POLICY = 'path "secret/bench*" {\n  capabilities = ["create", "read", "update"]\n}\n'
 SECRET = {"username": "bench-user", "password": "correct-horse-battery-staple", "url": "https://db.example:5432"}
@@ -32,34 +32,13 @@ def setup_coffer(workdir: Path) -> tuple[Coffer, str]:
     return coffer, token
 
 
-def raw_get(port: int, path: str, token: str) -> bytes:
-    import http.client
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", path, headers={"X-Vault-Token": token})
-    resp = conn.getresponse()
-    body = resp.read()
-    conn.close()
-    if resp.status != 200:
-        raise RuntimeError(f"GET {path} -> {resp.status}: {body!r}")
-    return body
-
-
 def run(workdir: Path, *, quick: bool, reps: int = 3) -> tuple[list[Row], dict[str, Any]]:
     seconds = 4 if quick else 10
     coffer, token = setup_coffer(workdir / "kv")
     bare = None
     try:
         body = raw_get(coffer.port, "/v1/secret/bench", token)
-        body_file = workdir / "kv" / "bare-body.json"
-        body_file.write_bytes(body)
-        bare_port = free_port()
-        bare_log = workdir / "kv" / "bare.log"
-        bare = spawn([PYTHON, str(Path(__file__).parent / "bare_app.py"), "--port", str(bare_port),
-                      "--body-file", str(body_file)], bare_log)
-        wait_port(bare_port, bare, 30, bare_log)
-        got = raw_get(bare_port, "/v1/secret/bench", token)
-        assert len(got) == len(body), "the bare app must answer the same bytes"
+        bare, bare_port = start_bare_app(workdir / "kv", body, "/v1/secret/bench")
         log(f"kv: coffer on :{coffer.port}, bare app on :{bare_port}; body {len(body)} bytes; "
             f"{reps} x {seconds}s per side, wrk 32 connections")
         # warm-up (first requests compile regexes, fill caches, grow the WAL file)

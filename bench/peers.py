@@ -50,7 +50,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from common import HOST, PYTHON, Coffer, Http, LoadResult, Row, fmt3, free_port, load, log, rss_mb, spawn, stop  # noqa: E402
+from common import (  # noqa: E402
+    HOST, PYTHON, Coffer, Http, LoadResult, Row, fmt3, free_port, load, log, raw_get, rss_mb, spawn, start_bare_app,
+    stop,
+)
 
 # The same policy text is written to both servers.
 POLICY = """\
@@ -358,31 +361,49 @@ def drive(port: int, op: Op, token: str, seconds: float, limit_per_thread: int =
 
 @dataclass
 class Side:
-    name: str  # "coffer" or "openbao"
+    name: str  # "coffer", "openbao" or CEILING
     server: Any
     tokens: dict[str, str]
+    #: The ops this side takes (None: every one).
+    only: frozenset[str] | None = None
 
     @property
     def port(self) -> int:
         return self.server.port
 
 
+#: The side that is bench/bare_app.py: the HTTP server answering coffer's bytes, doing none of coffer's work.
+CEILING = "ceiling"
+
+
+@dataclass
+class Port:
+    port: int
+
+
 def measure(sides: list[Side], todo: list[Op], seconds: float, reps: int, tag: str) -> dict[str, dict[str, list]]:
     """Every op on every side, interleaved: op 1 coffer, op 1 OpenBao, op 2 coffer, ... per repetition."""
+    def takes(s: Side, op: Op) -> bool:
+        return s.only is None or op.key in s.only
+
     for op in todo:  # warm-up
         for s in sides:
-            drive(s.port, op, s.tokens[op.token], 1)
-    res: dict[str, dict[str, list[LoadResult]]] = {op.key: {s.name: [] for s in sides} for op in todo}
+            if takes(s, op):
+                drive(s.port, op, s.tokens[op.token], 1)
+    res: dict[str, dict[str, list[LoadResult]]] = {op.key: {s.name: [] for s in sides if takes(s, op)} for op in todo}
     for rep in range(reps):
         for op in todo:
             for s in sides:
-                res[op.key][s.name].append(drive(s.port, op, s.tokens[op.token], seconds))
+                if takes(s, op):
+                    res[op.key][s.name].append(drive(s.port, op, s.tokens[op.token], seconds))
         log(f"peers {tag} rep {rep + 1}: " + "; ".join(
-            f"{op.key} " + " vs ".join(f"{res[op.key][s.name][-1].rps:,.0f}" for s in sides) for op in todo))
+            f"{op.key} " + " vs ".join(f"{per[-1].rps:,.0f}" for per in res[op.key].values()) for op in todo))
     errors = {f"{k}/{n}": sum(r.errors for r in v) for k, per in res.items() for n, v in per.items()}
     if any(errors.values()):
         raise RuntimeError(f"error answers during the {tag} benchmark: {errors}")
     for s in sides:  # the writes really happened
+        if s.name == CEILING:
+            continue
         c = Http(s.port, s.tokens["reader"])
         assert c.get("kv/bench-write")["data"]["note"] == "written by the load generator"
         c.close()
@@ -410,6 +431,25 @@ def throughput_rows(tag: str, todo: list[Op], res: dict[str, dict[str, list[Load
     return rows
 
 
+def ceiling_rows(tag: str, res: dict[str, dict[str, list[LoadResult]]], target: float) -> list[Row]:
+    """What the HTTP server alone serves (bench/bare_app.py) against OpenBao's KV v1 read, and how much of it the
+    read target asks of coffer."""
+    per = res["kv1_read"]
+    bare = [r.rps for r in per[CEILING]]
+    bao = [r.rps for r in per["openbao"]]
+    coffer = [r.rps for r in per["coffer"]]
+    share = [c / b for c, b in zip(coffer, bare, strict=True)]
+    needed = [target * o / b for o, b in zip(bao, bare, strict=True)]
+    return [
+        Row(f"{tag}: ceiling: KV v1 read req/s of bench/bare_app.py (same HTTP server and flags as coffer, answers "
+            "coffer's bytes, does nothing else) vs OpenBao's", fmt3(bare), fmt3(bao),
+            ratio_text([x / y for x, y in zip(bare, bao, strict=True)]), "report", None),
+        Row(f"{tag}: coffer's KV v1 read req/s as a share of that ceiling (the {target:g}x target needs "
+            f"{statistics.median(needed):.0%} ({min(needed):.0%}-{max(needed):.0%}))", fmt3(coffer), fmt3(bare),
+            ratio_text(share), "report", None),
+    ]
+
+
 def profile_load(pid: int, port: int, op: Op, token: str, workdir: Path, name: str, seconds: int = 6) -> str:
     """py-spy summary of coffer (``pid``) while it serves ``op``'s load."""
     import profiling
@@ -423,19 +463,31 @@ def profile_load(pid: int, port: int, op: Op, token: str, workdir: Path, name: s
 
 
 def throughput_phase(workdir: Path, tag: str, coffer: Any, bao: Any, seconds: float, reps: int,
-                     profile: bool) -> tuple[list[Row], dict[str, Any], dict[str, str]]:
-    """Both servers started: configure them the same way, idle RSS, the interleaved loads."""
+                     profile: bool, ceiling: bool = False) -> tuple[list[Row], dict[str, Any], dict[str, str]]:
+    """Both servers started: configure them the same way, idle RSS, the interleaved loads (with ``ceiling``, the
+    KV v1 read also against bench/bare_app.py)."""
     kv2, note = probe_kv2(coffer.port, coffer.root_token)
     sides = [Side("coffer", coffer, configure(coffer.port, coffer.root_token, coffer.proc, kv2, kv2_mounted=kv2)),
              Side("openbao", bao, configure(bao.port, bao.root_token, bao.proc, kv2))]
     time.sleep(1)
     idle = {s.name: rss_mb(s.server.pid) for s in sides}
     todo = ops(kv2)
+    bare = None
+    if ceiling:
+        body = raw_get(coffer.port, todo[0].path, sides[0].tokens["reader"])
+        bare, bare_port = start_bare_app(workdir / f"{tag}-ceiling", body, todo[0].path)
+        sides.append(Side(CEILING, Port(bare_port), sides[0].tokens, only=frozenset({"kv1_read"})))
     log(f"peers {tag}: coffer :{coffer.port}, OpenBao :{bao.port}; idle RSS {idle['coffer']:.1f} vs "
         f"{idle['openbao']:.1f} MB; {reps} x {seconds:g}s per op and side, 32 connections"
-        + ("" if kv2 else f"; KV v2 skipped ({note})"))
-    res = measure(sides, todo, seconds, reps, tag)
+        + ("" if kv2 else f"; KV v2 skipped ({note})") + (f"; ceiling (bare app) :{sides[-1].port}" if bare else ""))
+    try:
+        res = measure(sides, todo, seconds, reps, tag)
+    finally:
+        if bare is not None:
+            stop(bare)
     rows = throughput_rows(tag, todo, res)
+    if bare is not None:
+        rows += ceiling_rows(tag, res, TARGET_KV_READ)
     if not kv2:
         rows.append(Row(f"{tag}: KV v2 read/write", "skipped: " + note.split(": [", 1)[0], "-", "-",
                         "runs once coffer mounts kv-v2", None, detail=[note]))
@@ -752,7 +804,8 @@ def run(workdir: Path, *, quick: bool, reps: int = 3, profile: bool = True, data
             if tag == "durable":
                 coffer.init_unseal()
                 bao.init_unseal()
-            got, raw[tag], profs = throughput_phase(base, tag, coffer, bao, seconds, reps, profile)
+            got, raw[tag], profs = throughput_phase(base, tag, coffer, bao, seconds, reps, profile,
+                                                    ceiling=tag == "in-memory")
             rows += got
             raw["profiles"].update(profs)
         finally:
