@@ -51,7 +51,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 from common import (  # noqa: E402
-    HOST, PYTHON, Coffer, Http, LoadResult, Row, fmt3, free_port, load, log, raw_get, rss_mb, spawn, start_bare_app,
+    HOST,
+    PYTHON,
+    Coffer,
+    Http,
+    LoadResult,
+    Row,
+    fmt3,
+    free_port,
+    load,
+    log,
+    raw_get,
+    rss_mb,
+    spawn,
+    start_bare_app,
     stop,
 )
 
