@@ -444,23 +444,28 @@ def throughput_rows(tag: str, todo: list[Op], res: dict[str, dict[str, list[Load
     return rows
 
 
-def ceiling_rows(tag: str, res: dict[str, dict[str, list[LoadResult]]], target: float) -> list[Row]:
-    """What the HTTP server alone serves (bench/bare_app.py) against OpenBao's KV v1 read, and how much of it the
-    read target asks of coffer."""
-    per = res["kv1_read"]
-    bare = [r.rps for r in per[CEILING]]
-    bao = [r.rps for r in per["openbao"]]
-    coffer = [r.rps for r in per["coffer"]]
-    share = [c / b for c, b in zip(coffer, bare, strict=True)]
-    needed = [target * o / b for o, b in zip(bao, bare, strict=True)]
-    return [
-        Row(f"{tag}: ceiling: KV v1 read req/s of bench/bare_app.py (same HTTP server and flags as coffer, answers "
-            "coffer's bytes, does nothing else) vs OpenBao's", fmt3(bare), fmt3(bao),
-            ratio_text([x / y for x, y in zip(bare, bao, strict=True)]), "report", None),
-        Row(f"{tag}: coffer's KV v1 read req/s as a share of that ceiling (the {target:g}x target needs "
-            f"{statistics.median(needed):.0%} ({min(needed):.0%}-{max(needed):.0%}))", fmt3(coffer), fmt3(bare),
-            ratio_text(share), "report", None),
-    ]
+def ceiling_rows(tag: str, todo: list[Op], res: dict[str, dict[str, list[LoadResult]]]) -> list[Row]:
+    """For each op the ceiling took: what the HTTP server alone serves (bench/bare_app.py) against OpenBao, and how
+    much of that ceiling the op's target asks of coffer."""
+    rows = []
+    for op in todo:
+        per = res[op.key]
+        if CEILING not in per or op.target is None:
+            continue
+        bare = [r.rps for r in per[CEILING]]
+        bao = [r.rps for r in per["openbao"]]
+        share = [c.rps / b for c, b in zip(per["coffer"], bare, strict=True)]
+        needed = [op.target * o / b for o, b in zip(bao, bare, strict=True)]
+        name = op.label.split(" req/s")[0]
+        rows += [
+            Row(f"{tag}: ceiling: {name} req/s of bench/bare_app.py (same HTTP server and flags as coffer, coffer's "
+                "answer, no work) vs OpenBao's", fmt3(bare), fmt3(bao),
+                ratio_text([x / y for x, y in zip(bare, bao, strict=True)]), "report", None),
+            Row(f"{tag}: coffer's {name} req/s as a share of that ceiling (its {op.target:g}x target needs "
+                f"{statistics.median(needed):.0%} ({min(needed):.0%}-{max(needed):.0%}))",
+                fmt3([r.rps for r in per["coffer"]]), fmt3(bare), ratio_text(share), "report", None),
+        ]
+    return rows
 
 
 def profile_load(pid: int, port: int, op: Op, token: str, workdir: Path, name: str, seconds: int = 6) -> str:
@@ -478,7 +483,7 @@ def profile_load(pid: int, port: int, op: Op, token: str, workdir: Path, name: s
 def throughput_phase(workdir: Path, tag: str, coffer: Any, bao: Any, seconds: float, reps: int,
                      profile: bool, ceiling: bool = False) -> tuple[list[Row], dict[str, Any], dict[str, str]]:
     """Both servers started: configure them the same way, idle RSS, the interleaved loads (with ``ceiling``, the
-    KV v1 read also against bench/bare_app.py)."""
+    KV v1 read and write also against bench/bare_app.py)."""
     kv2, note = probe_kv2(coffer.port, coffer.root_token)
     sides = [Side("coffer", coffer, configure(coffer.port, coffer.root_token, coffer.proc, kv2, kv2_mounted=kv2)),
              Side("openbao", bao, configure(bao.port, bao.root_token, bao.proc, kv2))]
@@ -489,7 +494,7 @@ def throughput_phase(workdir: Path, tag: str, coffer: Any, bao: Any, seconds: fl
     if ceiling:
         body = raw_get(coffer.port, todo[0].path, sides[0].tokens["reader"])
         bare, bare_port = start_bare_app(workdir / f"{tag}-ceiling", body, todo[0].path)
-        sides.append(Side(CEILING, Port(bare_port), sides[0].tokens, only=frozenset({"kv1_read"})))
+        sides.append(Side(CEILING, Port(bare_port), sides[0].tokens, only=frozenset({"kv1_read", "kv1_write"})))
     log(f"peers {tag}: coffer :{coffer.port}, OpenBao :{bao.port}; idle RSS {idle['coffer']:.1f} vs "
         f"{idle['openbao']:.1f} MB; {reps} x {seconds:g}s per op and side, 32 connections"
         + ("" if kv2 else f"; KV v2 skipped ({note})") + (f"; ceiling (bare app) :{sides[-1].port}" if bare else ""))
@@ -500,7 +505,7 @@ def throughput_phase(workdir: Path, tag: str, coffer: Any, bao: Any, seconds: fl
             stop(bare)
     rows = throughput_rows(tag, todo, res)
     if bare is not None:
-        rows += ceiling_rows(tag, res, TARGET_KV_READ)
+        rows += ceiling_rows(tag, todo, res)
     if not kv2:
         rows.append(Row(f"{tag}: KV v2 read/write", "skipped: " + note.split(": [", 1)[0], "-", "-",
                         "runs once coffer mounts kv-v2", None, detail=[note]))
