@@ -279,6 +279,7 @@ class Core:
         self.router.clear()
         self.audit.close()
         self.policies.clear_cache()
+        self.tokens.clear_cache()
         drop_cache = getattr(self.physical, "drop_cache", None)
         if drop_cache is not None:
             drop_cache()

@@ -102,7 +102,10 @@ class Pipeline:
             req.operation = await engine.resolve(req)
         if token is not None and req.operation != HELP:
             await self._authorize(req, token, engine)
-        last_use = token is not None and await self.tokens.use(token)
+        last_use = False
+        if token is not None and token.num_uses:
+            last_use, token = await self.tokens.use(token)
+            req.token = token
         try:
             return await self._run(req, engine, token)
         finally:

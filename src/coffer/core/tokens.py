@@ -30,7 +30,7 @@ import secrets
 import string
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -168,6 +168,40 @@ def capped(ttl: int, limit: int, what: str = "max_ttl") -> tuple[int, str]:
     return ttl, ""
 
 
+_FIELDS = tuple(f.name for f in fields(TokenEntry))
+
+
+class _SharedEntry(TokenEntry):
+    """A cached entry: every request that looks its token up is handed this one object, so it cannot be
+    changed (a change would reach every holder, and outlive a write that failed). ``TokenStore`` changes
+    a private copy (``_private``) and writes that."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a cached token entry is shared and cannot be changed (tried {name!r}); "
+                             "change the copy TokenStore._private answers")
+
+
+def _shared(doc: dict[str, Any]) -> _SharedEntry:
+    entry = TokenEntry(**doc)  # the dataclass's own checks and defaults
+    shared = object.__new__(_SharedEntry)
+    for name in _FIELDS:
+        object.__setattr__(shared, name, getattr(entry, name))
+    return shared
+
+
+def _private(entry: TokenEntry) -> TokenEntry:
+    """A copy of ``entry`` that may be changed (lists and dicts included)."""
+    return TokenEntry(**orjson.loads(_dump(entry)))
+
+
+def _dump(entry: TokenEntry) -> bytes:
+    if type(entry) is TokenEntry:
+        return orjson.dumps(entry)
+    return orjson.dumps({name: getattr(entry, name) for name in _FIELDS})  # orjson takes no dataclass subclass
+
+
 RevokeHook = Callable[[TokenEntry], Awaitable[None]]
 #: ``num_uses`` of a limited-use token whose last use is under way.
 USED_UP = -1
@@ -182,20 +216,28 @@ class TokenStore:
         self._use_lock = asyncio.Lock()
         #: Called for each token as it is revoked (leases hook in here).
         self.revoke_hooks: list[RevokeHook] = []
-        #: hash -> the stored (decrypted) JSON of live entries, so the lookup every request makes
-        #: skips a storage read and a decryption. Every write and removal of an entry goes through
-        #: this class and drops it here; ``_generation`` stops a read that raced one from
-        #: caching what it read.
-        self._cache: dict[str, bytes] = {}
+        #: hash -> live entries as read from storage, so the lookup every request makes skips a
+        #: storage read, a decryption and a parse. Every write and removal of an entry goes through
+        #: this class and drops it here; ``_generation`` stops a read that raced one from caching
+        #: what it read. The entries are shared by every request, so they cannot be changed.
+        self._cache: dict[str, _SharedEntry] = {}
         self._generation = 0
+        #: token id -> its hash (HMAC-SHA256 under the salt) for recently seen tokens: the hash
+        #: costs more than the rest of a cached lookup. Emptied when full and at every setup.
+        self._hashes: dict[str, str] = {}
 
     def _forget(self, token_hash: str) -> None:
         self._generation += 1
         self._cache.pop(token_hash, None)
 
-    async def setup(self) -> None:
+    def clear_cache(self) -> None:
+        """Drop every cached entry and token hash (at seal, and before each setup)."""
         self._cache.clear()
+        self._hashes.clear()
         self._generation += 1
+
+    async def setup(self) -> None:
+        self.clear_cache()
         salt = await self.storage.get(SALT)
         if salt is None:
             salt = secrets.token_bytes(32)
@@ -203,25 +245,35 @@ class TokenStore:
         self._salt = salt
 
     def hash(self, token_id: str) -> str:
+        known = self._hashes.get(token_id)
+        if known is not None:
+            return known
         # Not hmac.digest(): that one-shot releases the GIL, which on a busy server costs far
         # more than the hash (the HMAC object does not, for a message this short).
-        return hmac.new(self._salt, token_id.encode(), hashlib.sha256).hexdigest()
+        token_hash = hmac.new(self._salt, token_id.encode(), hashlib.sha256).hexdigest()
+        if len(self._hashes) >= CACHE_SIZE:
+            self._hashes.clear()
+        self._hashes[token_id] = token_hash
+        return token_hash
 
     async def _load(self, token_hash: str) -> TokenEntry | None:
-        raw = self._cache.get(token_hash)
+        """The stored entry of ``token_hash``, shared and unchangeable (``_private`` for a copy to change)."""
+        entry = self._cache.get(token_hash)
+        if entry is not None:
+            return entry
+        generation = self._generation
+        raw = await self.storage.get(ID + token_hash)
         if raw is None:
-            generation = self._generation
-            raw = await self.storage.get(ID + token_hash)
-            if raw is None:
-                return None
-            if generation == self._generation:
-                if len(self._cache) >= CACHE_SIZE:
-                    self._cache.clear()
-                self._cache[token_hash] = raw
+            return None
         doc = orjson.loads(raw)
         if not hmac.compare_digest(doc["hash"], token_hash):
             return None
-        return TokenEntry(**doc)
+        entry = _shared(doc)
+        if generation == self._generation:
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[token_hash] = entry
+        return entry
 
     @property
     def generation(self) -> int:
@@ -253,7 +305,7 @@ class TokenStore:
 
     async def _write(self, entry: TokenEntry, *, old_expire: float = 0.0, new: bool = False) -> None:
         """Store ``entry``: a new token only while its parent lives, a change only while the token does."""
-        ops: list[Put | Delete] = [Put(ID + entry.hash, orjson.dumps(entry))]
+        ops: list[Put | Delete] = [Put(ID + entry.hash, _dump(entry))]
         expect = [Expect(ID + entry.hash, exists=not new)]
         if new:
             ops.append(Put(ACCESSOR + entry.accessor, entry.hash.encode()))
@@ -359,6 +411,7 @@ class TokenStore:
         """
         if not entry.renewable or not entry.expire_time:
             raise InvalidRequest("lease is not renewable")
+        entry = _private(entry)
         now = time.time()
         if max_ttl is not None:
             entry.max_ttl = max_ttl
@@ -377,27 +430,28 @@ class TokenStore:
         await self._write(entry, old_expire=old)
         return entry, granted
 
-    async def use(self, entry: TokenEntry) -> bool:
+    async def use(self, entry: TokenEntry) -> tuple[bool, TokenEntry]:
         """Count one use of a limited-use token, before its request runs.
 
-        Answers True if that was its last use (the caller revokes the token once
-        the request is done). Concurrent requests are counted one at a time
-        against what is stored, so a token never serves more requests than it has
-        uses; a used-up token is stored with ``num_uses = -1`` until revoked.
+        Answers whether that was its last use (the caller revokes the token once
+        the request is done) and the entry as it now stands. Concurrent requests are
+        counted one at a time against what is stored, so a token never serves more
+        requests than it has uses; a used-up token is stored with ``num_uses = -1``
+        (still a limited-use token) until revoked.
         """
         if not entry.num_uses:
-            return False
+            return False, entry
         async with self._use_lock:
             stored = await self._load(entry.hash)
             if stored is None or stored.num_uses <= 0:
                 raise PermissionDenied()
-            stored.num_uses -= 1
-            last = stored.num_uses == 0
+            counted = _private(stored)
+            counted.num_uses -= 1
+            last = counted.num_uses == 0
             if last:
-                stored.num_uses = USED_UP
-            await self._write(stored, old_expire=stored.expire_time)
-        entry.num_uses = stored.num_uses  # USED_UP (-1) on the last use: still a limited-use token
-        return last
+                counted.num_uses = USED_UP
+            await self._write(counted, old_expire=counted.expire_time)
+        return last, counted
 
     async def children(self, token_hash: str) -> list[str]:
         return [k for k in await self.storage.list(f"{PARENT}{token_hash}/") if not k.endswith("/")]
@@ -413,6 +467,7 @@ class TokenStore:
         for child_hash in await self.children(entry.hash):
             child = await self._load(child_hash)
             if child is not None:
+                child = _private(child)
                 child.parent, child.orphan = "", True
                 try:
                     await self._write(child, old_expire=child.expire_time)
@@ -425,7 +480,7 @@ class TokenStore:
         """Stop ``entry`` working, atomically: its entry moves to ``revoking/``."""
         self._forget(entry.hash)
         try:
-            await self.storage.batch([Delete(ID + entry.hash), Put(REVOKING + entry.hash, orjson.dumps(entry))])
+            await self.storage.batch([Delete(ID + entry.hash), Put(REVOKING + entry.hash, _dump(entry))])
         finally:
             self._forget(entry.hash)
 
