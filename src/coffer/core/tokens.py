@@ -174,13 +174,13 @@ _FIELDS = tuple(f.name for f in fields(TokenEntry))
 class _SharedEntry(TokenEntry):
     """A cached entry: every request that looks its token up is handed this one object, so it cannot be
     changed (a change would reach every holder, and outlive a write that failed). ``TokenStore`` changes
-    a private copy (``_private``) and writes that."""
+    a copy from ``_private`` and writes that."""
 
     __slots__ = ()
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"a cached token entry is shared and cannot be changed (tried {name!r}); "
-                             "change the copy TokenStore._private answers")
+                             "change a copy from coffer.core.tokens._private")
 
 
 def _shared(doc: dict[str, Any]) -> _SharedEntry:

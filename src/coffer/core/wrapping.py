@@ -130,7 +130,7 @@ class Wrapping:
     async def _consume(self, entry: TokenEntry) -> tuple[dict[str, Any], dict[str, Any]]:
         """Use up a wrapping token given in a body: read what it holds, then revoke it."""
         try:
-            await self.tokens.use(entry)  # one at a time: a second, concurrent unwrap fails here
+            _, entry = await self.tokens.use(entry)  # one at a time: a second, concurrent unwrap fails here
         except PermissionDenied:
             raise InvalidRequest(INVALID) from None
         try:
