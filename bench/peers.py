@@ -395,7 +395,8 @@ class Port:
 
 
 def measure(sides: list[Side], todo: list[Op], seconds: float, reps: int, tag: str) -> dict[str, dict[str, list]]:
-    """Every op on every side, interleaved: op 1 coffer, op 1 OpenBao, op 2 coffer, ... per repetition."""
+    """Every op on every side that takes it, interleaved: op 1 coffer, op 1 OpenBao (op 1 ceiling), op 2 coffer,
+    ... per repetition."""
     def takes(s: Side, op: Op) -> bool:
         return s.only is None or op.key in s.only
 
