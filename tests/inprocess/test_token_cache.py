@@ -76,3 +76,17 @@ async def test_a_sealed_server_keeps_no_token_or_entry_it_looked_up(coffer):
     assert store._hashes and store._cache
     assert (await coffer.call("PUT", "sys/seal")).status_code == 204
     assert not store._hashes and not store._cache  # no token id (nor its entry) stays in memory while sealed
+
+
+async def test_only_ids_short_enough_to_look_up_keep_their_hash(coffer):
+    """The hash cache holds ids a lookup takes (at most 256 characters), not the long ones a root caller may
+    choose, and never more than CACHE_SIZE of them."""
+    from coffer.core import tokens
+
+    store = coffer.core.tokens
+    r = await coffer.call("POST", "auth/token/create", json={"policies": ["default"], "id": "x" * 5000})
+    assert r.status_code == 200, r.text
+    assert "x" * 5000 not in store._hashes
+    for n in range(tokens.CACHE_SIZE + 5):
+        store.hash(f"hvs.{n}")
+    assert len(store._hashes) <= tokens.CACHE_SIZE

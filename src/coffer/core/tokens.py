@@ -51,6 +51,8 @@ REVOKING = "sys/token/revoking/"
 MOUNT = "sys/token/mount/"
 #: Token entries kept decrypted in memory (the cache is emptied when full).
 CACHE_SIZE = 10_000
+#: Longer token ids are never looked up (and never kept in the cache of token hashes).
+MAX_TOKEN_LENGTH = 256
 
 
 #: Bytes below this map evenly onto the alphabet (the rest are drawn again).
@@ -251,9 +253,10 @@ class TokenStore:
         # Not hmac.digest(): that one-shot releases the GIL, which on a busy server costs far
         # more than the hash (the HMAC object does not, for a message this short).
         token_hash = hmac.new(self._salt, token_id.encode(), hashlib.sha256).hexdigest()
-        if len(self._hashes) >= CACHE_SIZE:
-            self._hashes.clear()
-        self._hashes[token_id] = token_hash
+        if len(token_id) <= MAX_TOKEN_LENGTH:
+            if len(self._hashes) >= CACHE_SIZE:
+                self._hashes.clear()
+            self._hashes[token_id] = token_hash
         return token_hash
 
     async def _load(self, token_hash: str) -> TokenEntry | None:
@@ -287,7 +290,7 @@ class TokenStore:
 
     async def lookup(self, token_id: str | None) -> TokenEntry | None:
         """The live entry for ``token_id``, or None (unknown or expired)."""
-        if not token_id or len(token_id) > 256:
+        if not token_id or len(token_id) > MAX_TOKEN_LENGTH:
             return None
         entry = await self._load(self.hash(token_id))
         if entry is None or entry.num_uses == USED_UP or (entry.expire_time and entry.expire_time <= time.time()):
