@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from coffer.core.policystore import PolicyStore
-from coffer.core.tokens import TokenEntry, TokenStore
+from coffer.core.tokens import MAX_TOKEN_LENGTH, TokenEntry, TokenStore
 from coffer.errors import InvalidRequest, PermissionDenied
 from coffer.framework.backend import Backend, Path
 from coffer.framework.fields import Field, FieldData, FieldType
@@ -201,6 +201,9 @@ def token_backend(store: TokenStore, policies: PolicyStore, renewer: Renewer | N
             raise InvalidRequest("restricted use token cannot generate child tokens")
         if d["id"] and not sudo:
             raise InvalidRequest("root or sudo privileges required to specify token id")
+        if len(d["id"] or "") > MAX_TOKEN_LENGTH:
+            raise InvalidRequest(f"a token id may be at most {MAX_TOKEN_LENGTH} characters long (lookups take no "
+                                 f"longer ones); this one has {len(d['id'])}")
         if d["num_uses"] < 0:
             raise InvalidRequest("num_uses cannot be negative")
         for key in ("ttl", "explicit_max_ttl", "period"):
