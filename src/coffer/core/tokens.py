@@ -204,6 +204,13 @@ def _dump(entry: TokenEntry) -> bytes:
     return orjson.dumps({name: getattr(entry, name) for name in _FIELDS})  # orjson takes no dataclass subclass
 
 
+def _keep(cache: dict[str, Any], key: str, value: Any) -> None:
+    """Put ``key`` in ``cache``, emptying it first once it holds CACHE_SIZE keys."""
+    if len(cache) >= CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+
+
 RevokeHook = Callable[[TokenEntry], Awaitable[None]]
 #: ``num_uses`` of a limited-use token whose last use is under way.
 USED_UP = -1
@@ -254,9 +261,7 @@ class TokenStore:
         # more than the hash (the HMAC object does not, for a message this short).
         token_hash = hmac.new(self._salt, token_id.encode(), hashlib.sha256).hexdigest()
         if len(token_id) <= MAX_TOKEN_LENGTH:
-            if len(self._hashes) >= CACHE_SIZE:
-                self._hashes.clear()
-            self._hashes[token_id] = token_hash
+            _keep(self._hashes, token_id, token_hash)
         return token_hash
 
     async def _load(self, token_hash: str) -> TokenEntry | None:
@@ -273,9 +278,7 @@ class TokenStore:
             return None
         entry = _shared(doc)
         if generation == self._generation:
-            if len(self._cache) >= CACHE_SIZE:
-                self._cache.clear()
-            self._cache[token_hash] = entry
+            _keep(self._cache, token_hash, entry)
         return entry
 
     @property
