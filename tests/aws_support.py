@@ -33,6 +33,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -537,6 +538,32 @@ class _ProxyServer(ThreadingHTTPServer):
     proxy: FaultProxy
 
 
+# Linux's SO_TIMESTAMPNS (Python does not name it): the kernel stamps each received segment with the time it
+# arrived, as a struct timespec of CLOCK_REALTIME.
+_SO_TIMESTAMPNS = 35
+
+
+def _first_byte_arrival(conn: socket.socket) -> float | None:
+    """When the next request's first bytes reached this host, on time.monotonic()'s clock; None once the
+    connection is closed or idle past its timeout.
+
+    Waits for those bytes without taking them (MSG_PEEK). The kernel's stamp does not move when this process
+    is slow to read, as under a loaded suite it is (GIL, garbage collection, a descheduled VM): a stamp taken
+    here in Python would bunch requests that AWS would have seen apart.
+    """
+    try:
+        data, ancillary, _, _ = conn.recvmsg(1, socket.CMSG_SPACE(16), socket.MSG_PEEK)
+    except OSError:
+        return None
+    if not data:
+        return None
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", value[:16])
+            return seconds + nanoseconds / 1e9 - time.time() + time.monotonic()
+    return time.monotonic()
+
+
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 60  # idle keep-alive connections end after this
@@ -550,7 +577,17 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self.connection.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         self.server.proxy._track(self.connection, True)
+
+    def handle_one_request(self) -> None:
+        # The clients here never pipeline, so nothing of the next request is buffered in rfile yet.
+        arrived = _first_byte_arrival(self.connection)
+        if arrived is None:
+            self.close_connection = True
+            return
+        self.arrived = arrived
+        super().handle_one_request()
 
     def finish(self) -> None:
         try:
@@ -579,10 +616,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         proxy = self.server.proxy
-        arrived = time.monotonic()
         body = self._read_body()
         action = request_action(self.path, self.headers, body)
-        proxy._arrived(arrived, action, self.path, self.headers, body)
+        proxy._arrived(self.arrived, action, self.path, self.headers, body)
         fault = proxy._take_fault(action)
         if fault is not None and fault.kind in _ERRORS:
             status, kind_type, code, message = _ERRORS[fault.kind]
@@ -672,7 +708,8 @@ class FaultProxy:
       Exceptions are collected in ``errors``.
     * ``calls``: ``(action, status)`` for every request, in order; status is
       ``None`` when the client got no answer.
-    * ``arrivals``: ``(monotonic time, action)`` of every request as it came in;
+    * ``arrivals``: ``(monotonic time, action)`` of every request as it came in (the time the kernel
+      received its first bytes, so a busy test process does not bunch them);
       ``params``: ``(action, form parameters)`` of every query-protocol request
       (IAM, STS), so a test can check what was asked.
     """

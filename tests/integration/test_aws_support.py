@@ -3,6 +3,8 @@ until told otherwise. If these fail, AWS engine test failures mean nothing."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -137,6 +139,45 @@ def test_proxy_forwards_signed_requests_unchanged(moto: MotoServer, fault_proxy:
     sts = moto.sts(*key, endpoint=fault_proxy.endpoint, config=NO_RETRY)
     assert sts.get_caller_identity()["Arn"].endswith(":user/" + user)
     assert fault_proxy.calls == [("GetUser", 200), ("ListUsers", 403), ("GetUser", 403), ("GetCallerIdentity", 200)]
+
+
+# Sends on a connection the proxy has set up already, then, 0.3 s later, once more; prints the second's time.
+_LATE_SENDER = """
+import http.client, sys, time
+conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+conn.request("GET", "/?Action=GetUser")
+conn.getresponse().read()
+print("warm", flush=True)
+time.sleep(0.3)
+conn.request("GET", "/?Action=GetCallerIdentity")
+sent = time.monotonic()
+conn.getresponse().read()
+print(sent, flush=True)
+"""
+
+
+def test_arrivals_are_stamped_when_the_bytes_came_not_when_the_proxy_read_them(fault_proxy: FaultProxy) -> None:
+    """The budget tests count requests per second by these stamps. A proxy thread that is slow to run (the
+    suite's process is busy) must not bunch them: here the proxy's thread is kept off the GIL for a second
+    while another process sends to it."""
+    sender = subprocess.Popen([sys.executable, "-c", _LATE_SENDER, str(fault_proxy.port)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert sender.stdout is not None and sender.stdout.readline() == "warm\n"
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(5.0)  # this thread keeps the GIL while it does not block
+        try:
+            until = time.monotonic() + 1.0
+            while time.monotonic() < until:
+                pass
+        finally:
+            sys.setswitchinterval(switch)
+        sent = float(sender.stdout.readline())  # time.monotonic() is the same clock in every process
+    finally:
+        sender.kill()
+        sender.wait()
+    arrived = [t for t, action in fault_proxy.arrivals if action == "GetCallerIdentity"]
+    assert len(arrived) == 1 and sent - 0.1 < arrived[0] < sent + 0.1, (arrived, sent)
 
 
 def key_owner(moto: MotoServer, key) -> str:
