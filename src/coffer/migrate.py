@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from coffer.config import ConfigError, StorageConfig, load_migration_config
 from coffer.storage import open_storage
-from coffer.storage.base import Put, Storage, prefix_end
+from coffer.storage.base import Backend, Put, Storage, prefix_end
 
 #: The lock a running migration holds in its source (Vault's key).
 MIGRATION_LOCK = "core/migration"
@@ -41,7 +41,7 @@ def _describe(cfg: StorageConfig) -> str:
     return cfg.type
 
 
-def _open(cfg: StorageConfig, role: str) -> Storage:
+def _open(cfg: StorageConfig, role: str) -> Backend:
     if cfg.type == "inmem":
         raise MigrationError(f'storage_{role} "inmem" holds nothing once its process ends, so it cannot be '
                              "migrated; use sqlite or postgresql")

@@ -53,7 +53,7 @@ from coffer.errors import CofferError, InvalidRequest, Sealed
 from coffer.framework.engine import Engine, Factory
 from coffer.framework.request import PERIODIC, ROLLBACK, Request, Response
 from coffer.framework.storage import StorageView
-from coffer.storage.base import Storage
+from coffer.storage.base import Backend
 
 log = logging.getLogger("coffer.core")
 
@@ -67,7 +67,7 @@ PERIODIC_EVERY = 5.0
 class Core:
     def __init__(
         self,
-        physical: Storage,
+        physical: Backend,
         *,
         default_lease_ttl: int = DEFAULT_LEASE_TTL,
         max_lease_ttl: int = DEFAULT_LEASE_TTL,

@@ -1,11 +1,11 @@
-"""Physical storage backends behind one interface (``storage.base.Storage``)."""
+"""Physical storage backends behind one interface (``storage.base.Backend``)."""
 
 from __future__ import annotations
 
-from coffer.storage.base import Storage
+from coffer.storage.base import Backend
 
 
-def open_storage(kind: str, options: dict[str, str]) -> Storage:
+def open_storage(kind: str, options: dict[str, str]) -> Backend:
     """The backend a ``storage "<kind>" { ... }`` stanza names, opened."""
     if kind == "inmem":
         from coffer.storage.inmem import InmemStorage

@@ -198,21 +198,6 @@ class Storage(ABC):
                 break
         return found[:limit] if limit else found
 
-    def snapshot(self, batch_size: int = 1000) -> AsyncIterator[builtins.list[tuple[str, bytes]]]:
-        """Every entry, in key order and in batches of at most ``batch_size``, as of one moment.
-
-        The backends read through one consistent view (a read transaction), so writes made while the
-        batches are consumed are not seen. Close the iterator (``contextlib.aclosing``) when stopping early.
-        """
-        raise NotImplementedError(f"{type(self).__name__} cannot take a snapshot")
-
-    async def replace_all(self, records: Iterable[tuple[str, bytes]]) -> int:
-        """Replace everything stored with ``records`` (distinct keys), in one atomic step; answers how many.
-
-        When iterating ``records`` raises, or a record cannot be stored, nothing at all changes.
-        """
-        raise NotImplementedError(f"{type(self).__name__} cannot be replaced from a snapshot")
-
     def ha_lock(self, identity: str, value: str) -> HALock | None:
         """A handle on this storage's HA lock for ``identity``, or None when it has no HA.
 
@@ -224,6 +209,27 @@ class Storage(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""
+
+
+
+class Backend(Storage):
+    """A store that holds the bytes itself (inmem, sqlite, postgresql), not a view over another one: it can
+    also be copied out whole and replaced whole (``sys/storage/raft/snapshot``)."""
+
+    @abstractmethod
+    def snapshot(self, batch_size: int = 1000) -> AsyncIterator[builtins.list[tuple[str, bytes]]]:
+        """Every entry, in key order and in batches of at most ``batch_size``, as of one moment.
+
+        The backends read through one consistent view (a read transaction), so writes made while the
+        batches are consumed are not seen. Close the iterator (``contextlib.aclosing``) when stopping early.
+        """
+
+    @abstractmethod
+    async def replace_all(self, records: Iterable[tuple[str, bytes]]) -> int:
+        """Replace everything stored with ``records`` (distinct keys), in one atomic step; answers how many.
+
+        When iterating ``records`` raises, or a record cannot be stored, nothing at all changes.
+        """
 
 
 #: The character right after ``/``: ``folder + AFTER_SLASH`` sorts after every

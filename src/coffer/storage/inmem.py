@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 
 from sortedcontainers import SortedDict
 
-from coffer.storage.base import AFTER_SLASH, ConditionFailed, Delete, Expect, Op, Put, Storage, check_key, check_value
+from coffer.storage.base import AFTER_SLASH, Backend, ConditionFailed, Delete, Expect, Op, Put, check_key, check_value
 
 
-class InmemStorage(Storage):
+class InmemStorage(Backend):
     """Keys in a ``SortedDict``; nothing survives the process.
 
     Every method runs synchronously inside its coroutine, so each call

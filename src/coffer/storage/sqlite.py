@@ -22,12 +22,12 @@ from typing import cast
 
 from coffer.storage.base import (
     AFTER_SLASH,
+    Backend,
     ConditionFailed,
     Delete,
     Expect,
     Op,
     Put,
-    Storage,
     check_key,
     check_value,
     prefix_end,
@@ -181,7 +181,7 @@ def _create_private(path: str) -> None:
             os.chmod(path + suffix, 0o600)
 
 
-class SqliteStorage(Storage):
+class SqliteStorage(Backend):
     """Keys and values in one table of one SQLite file.
 
     ``path`` must name a file: ``":memory:"`` and ``""`` are refused, since

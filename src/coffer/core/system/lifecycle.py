@@ -15,7 +15,7 @@ from coffer.errors import InvalidRequest
 from coffer.framework.backend import Path
 from coffer.framework.fields import Field, FieldData, FieldType
 from coffer.framework.request import Request, Response
-from coffer.storage.base import Storage
+from coffer.storage.base import Backend
 
 S, I, B, L = FieldType.STRING, FieldType.INT, FieldType.BOOL, FieldType.COMMA_LIST
 
@@ -26,7 +26,7 @@ SUDO = ("seal",)
 class Lifecycle(Protocol):
     """What these paths need of the server (``core.Core`` is one)."""
 
-    physical: Storage
+    physical: Backend
     sealing: SealManager
     autoseal: AutoSeal
 

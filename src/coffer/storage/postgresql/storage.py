@@ -16,13 +16,13 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from coffer.storage.base import (
+    Backend,
     ConditionFailed,
     Delete,
     Expect,
     LockLost,
     Op,
     Put,
-    Storage,
     check_key,
     check_value,
 )
@@ -51,7 +51,7 @@ READ_CACHE_BYTES = 32 * 1024 * 1024
 MAX_KEY_LOCKS = 32
 
 
-class PostgresqlStorage(Storage):
+class PostgresqlStorage(Backend):
     """Keys and values in one PostgreSQL table; optionally an HA lock that fences every write.
 
     ``ha_timings`` is for tests only (the configuration never passes it): shorter TTLs
